@@ -1,0 +1,202 @@
+"""records -> SQLite: compile the notes into data/tcpkb.db with sqlite-utils.
+
+The build lints first and refuses to write anything if a note is wrong. It
+writes a new file beside the target and renames it over the old one, so a
+reader never sees half a database and a failed build leaves the previous
+one byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import sqlite_utils
+
+from . import __version__
+from .kinds import KINDS, LINUX_ABIS, slug
+from .lint import Problem, lint
+from .notes import Note, load, markdown
+from .paths import content_hash
+
+
+class BuildError(Exception):
+    def __init__(self, problems: list[Problem]):
+        super().__init__(f"{len(problems)} problem(s) in the notes")
+        self.problems = problems
+
+
+def build(kb: Path, target: Path) -> dict[str, int]:
+    """Lint kb/, then write the database to `target` atomically. Returns row counts."""
+    problems = lint(kb)
+    if problems:
+        raise BuildError(problems)
+    notes, _ = load(kb)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tcpkb-", suffix=".db", dir=target.parent)
+    os.close(fd)
+    try:
+        db = sqlite_utils.Database(tmp)
+        counts = _write(db, notes, kb)
+        db.conn.commit()
+        db.conn.execute("VACUUM")
+        db.close()
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, int]:
+    md = markdown()
+    notes = sorted(notes, key=lambda n: (list(KINDS).index(n.kind), _order(n)))
+    _create_tables(db)
+    rows: dict[str, list[dict]] = {t: [] for t in (
+        "entries", "sections", "aliases", "messages", "links", "errno", "errno_numbers",
+        "signals", "signal_numbers", "states", "transitions", "flags", "flag_combinations",
+        "search")}
+    for note in notes:
+        m = note.meta
+        rows["entries"].append({
+            "id": note.id, "kind": note.kind, "name": m["name"], "title": m["title"],
+            "summary": m["summary"], "summary_zh": m["summary_zh"],
+            "body_md": note.body, "body_html": md.render(note.body),
+            "path": note.path.relative_to(kb).as_posix(),
+        })
+        for i, s in enumerate(note.sections):
+            rows["sections"].append({"entry_id": note.id, "position": i, "slug": slug(s.title),
+                                     "title": s.title, "markdown": s.markdown,
+                                     "html": md.render(s.markdown)})
+        rows["aliases"] += [{"entry_id": note.id, "alias": a} for a in m.get("aliases") or []]
+        rows["messages"] += [{"entry_id": note.id, "text": t} for t in m.get("seen_as") or []]
+        rows["links"] += [{"src": note.id, "dst": d, "position": i}
+                          for i, d in enumerate(m.get("related") or [])]
+        _kind_rows(note, rows)
+        rows["search"].append({
+            "id": note.id, "kind": note.kind, "name": m["name"],
+            "aliases": " ".join(m.get("aliases") or []), "title": m["title"],
+            "summary": m["summary"], "summary_zh": m["summary_zh"],
+            "messages": "\n".join(m.get("seen_as") or []), "body": note.body,
+        })
+    for table, batch in rows.items():
+        if batch:
+            db[table].insert_all(batch)
+    db["search"].enable_fts(
+        ["name", "aliases", "title", "summary", "summary_zh", "messages", "body"],
+        fts_version="FTS5", tokenize="unicode61 remove_diacritics 2")
+    db["meta"].insert_all([
+        {"key": "notes_hash", "value": content_hash(kb)},
+        {"key": "tcpkb_version", "value": __version__},
+        {"key": "built_at", "value": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+    ], pk="key")
+    return {table: db[table].count for table in rows}
+
+
+def _order(note: Note):
+    """Entries sort by their number where they have one, then by name."""
+    m = note.meta
+    number = m.get("number", m.get("bit"))
+    return (number if isinstance(number, int) else 1 << 30, m.get("name", ""))
+
+
+def _kind_rows(note: Note, rows: dict[str, list[dict]]) -> None:
+    m, id_ = note.meta, note.id
+    if note.kind == "errno":
+        rows["errno"].append({"id": id_, "name": m["name"], "number": m["number"],
+                              "message": m["message"], "socket": bool(m.get("socket")),
+                              "internal": bool(m.get("internal")),
+                              "calls": json.dumps(m.get("calls") or [])})
+        for platform, number in errno_numbers(m).items():
+            if number is not None:
+                name = ("WSA" + m["name"]) if platform == "windows" else m["name"]
+                rows["errno_numbers"].append({"entry_id": id_, "platform": platform,
+                                              "name": name, "number": number})
+        for alias, numbers in (m.get("alias_numbers") or {}).items():
+            for platform, number in numbers.items():
+                rows["errno_numbers"].append({"entry_id": id_, "platform": platform,
+                                              "name": alias, "number": number})
+    elif note.kind == "signal":
+        rows["signals"].append({"id": id_, "name": m["name"], "number": m["number"],
+                                "action": m["action"], "standard": m["standard"],
+                                "socket": bool(m.get("socket"))})
+        for platform, number in signal_numbers(m).items():
+            if number is not None:
+                rows["signal_numbers"].append({"entry_id": id_, "platform": platform, "number": number})
+    elif note.kind == "state":
+        rows["states"].append({"id": id_, "name": m["name"], "number": m["number"], "hex": m["hex"],
+                               "rfc": m["rfc"], "ss": m["ss"], "netstat": m["netstat"],
+                               "side": m["side"]})
+        for i, t in enumerate(m["transitions"]):
+            rows["transitions"].append({"from_state": id_, "to_state": f"state:{t['to']}",
+                                        "position": i, "event": t["event"], "send": t.get("send"),
+                                        "side": t.get("side"), "rfc": bool(t.get("rfc"))})
+    elif note.kind == "flag":
+        rows["flags"].append({"id": id_, "name": m["name"], "bit": m["bit"],
+                              "letter": m["letter"], "rfc": m["rfc"]})
+        rows["flag_combinations"] += [{"entry_id": id_, "flags": c["flags"], "name": c["name"],
+                                       "meaning": c["meaning"]} for c in m.get("combinations") or []]
+
+
+def errno_numbers(meta: dict) -> dict[str, int | None]:
+    """Every platform's number for an errno: the Linux ABIs default to the generic one."""
+    listed = meta.get("numbers") or {}
+    out: dict[str, int | None] = {"linux": meta["number"]}
+    for abi in LINUX_ABIS:
+        out[abi] = listed.get(abi, meta["number"])
+    for osname in ("darwin", "freebsd", "windows"):
+        out[osname] = listed.get(osname)
+    return out
+
+
+def signal_numbers(meta: dict) -> dict[str, int | None]:
+    listed = meta.get("numbers") or {}
+    out: dict[str, int | None] = {"linux": meta["number"]}
+    for abi in LINUX_ABIS:
+        out[abi] = listed.get(abi, meta["number"])
+    return out
+
+
+def _create_tables(db: sqlite_utils.Database) -> None:
+    """Explicit schemas: primary and foreign keys, and columns that exist even when empty."""
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    db["entries"].create({"id": str, "kind": str, "name": str, "title": str, "summary": str,
+                          "summary_zh": str, "body_md": str, "body_html": str, "path": str}, pk="id")
+    db["sections"].create({"entry_id": str, "position": int, "slug": str, "title": str,
+                           "markdown": str, "html": str}, pk=("entry_id", "slug"),
+                          foreign_keys=[("entry_id", "entries", "id")])
+    for table, cols, fk in (
+        ("aliases", {"entry_id": str, "alias": str}, [("entry_id", "entries", "id")]),
+        ("messages", {"entry_id": str, "text": str}, [("entry_id", "entries", "id")]),
+        ("links", {"src": str, "dst": str, "position": int},
+         [("src", "entries", "id"), ("dst", "entries", "id")]),
+        ("errno_numbers", {"entry_id": str, "platform": str, "name": str, "number": int},
+         [("entry_id", "entries", "id")]),
+        ("signal_numbers", {"entry_id": str, "platform": str, "number": int},
+         [("entry_id", "entries", "id")]),
+        ("transitions", {"from_state": str, "to_state": str, "position": int, "event": str,
+                         "send": str, "side": str, "rfc": bool},
+         [("from_state", "entries", "id"), ("to_state", "entries", "id")]),
+        ("flag_combinations", {"entry_id": str, "flags": str, "name": str, "meaning": str},
+         [("entry_id", "entries", "id")]),
+    ):
+        db[table].create(cols, foreign_keys=fk)
+    for table, cols in (
+        ("errno", {"id": str, "name": str, "number": int, "message": str, "socket": bool,
+                   "internal": bool, "calls": str}),
+        ("signals", {"id": str, "name": str, "number": int, "action": str, "standard": str,
+                     "socket": bool}),
+        ("states", {"id": str, "name": str, "number": int, "hex": str, "rfc": str, "ss": str,
+                    "netstat": str, "side": str}),
+        ("flags", {"id": str, "name": str, "bit": int, "letter": str, "rfc": str}),
+    ):
+        db[table].create(cols, pk="id", foreign_keys=[("id", "entries", "id")])
+    db["search"].create({"id": str, "kind": str, "name": str, "aliases": str, "title": str,
+                         "summary": str, "summary_zh": str, "messages": str, "body": str}, pk="id")
+    for table, column in (("aliases", "alias"), ("errno_numbers", "number"),
+                          ("signal_numbers", "number"), ("aliases", "entry_id"),
+                          ("messages", "entry_id"), ("links", "src")):
+        db[table].create_index([column])

@@ -1,0 +1,203 @@
+"""Check every note against the grammar in kinds.py.
+
+Each problem is `path:line: KBnnn message`. The codes are stable and listed
+in CODES (kb/README.md documents them; tests/fixtures/lint/KBnnn holds a
+knowledge base that shows each one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .kinds import KINDS, check_type
+from .notes import Note, load
+
+CODES = {
+    "KB001": "the file is not valid UTF-8 or cannot be read",
+    "KB002": "no front matter, or its YAML does not parse, or it is not a mapping",
+    "KB003": "the note is in a directory that is not a kind",
+    "KB004": "a field the kind does not have",
+    "KB005": "a required field is missing",
+    "KB006": "a field has the wrong type or a value outside its closed set",
+    "KB007": "`name` does not match the file name",
+    "KB008": "two entries claim the same id, name or alias",
+    "KB009": "two entries of a kind share a number that must be unique",
+    "KB010": "`related` (or a transition) names an id that does not exist",
+    "KB011": "a section the kind does not have, or text before the first section",
+    "KB012": "sections out of order, or one repeated",
+    "KB013": "a required section is missing or empty",
+    "KB014": "`summary` or `summary_zh` is not exactly one sentence",
+    "KB015": "placeholder text (`TODO`, `TBD`, `FIXME`) left in the note",
+}
+
+_PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME)\b")
+# A sentence ends at . ! or ? followed by space and a capital, digit or quote.
+_INNER_STOP = re.compile(r"[.!?]\s+[A-Z0-9\"'`(]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.code} {self.message}"
+
+
+def spelling_key(kind: str, text: str) -> str:
+    """How lookups compare names: case-blind, and for states blind to - _ and spaces."""
+    key = text.strip().upper()
+    if kind == "state":
+        key = re.sub(r"[-_\s]", "", key)
+    return key
+
+
+def spellings(note: Note) -> list[str]:
+    """Every name a lookup may find this note by."""
+    names = [note.meta.get("name", note.stem)] + list(note.meta.get("aliases") or [])
+    if note.kind == "state":
+        names += [note.meta[k] for k in ("rfc", "ss", "netstat") if isinstance(note.meta.get(k), str)]
+    return [n for n in names if isinstance(n, str)]
+
+
+def lint(kb: Path) -> list[Problem]:
+    notes, errors = load(kb)
+    problems = [Problem(_show(e.path), e.line, e.code, e.message) for e in errors]
+    good: list[Note] = []
+    for note in notes:
+        found = _check_note(note)
+        problems += found
+        if note.kind in KINDS:
+            good.append(note)
+    problems += _check_across(good)
+    return sorted(set(problems))
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _check_note(note: Note) -> list[Problem]:
+    out: list[Problem] = []
+    path = _show(note.path)
+
+    def add(line: int, code: str, message: str) -> None:
+        out.append(Problem(path, line, code, message))
+
+    kind = KINDS.get(note.kind)
+    if kind is None:
+        add(1, "KB003", f"unknown kind {note.kind!r}: notes live in kb/<kind>/ with kind one of "
+            + ", ".join(KINDS))
+        return out
+    meta = note.meta
+    for key in meta:
+        if key not in kind.fields:
+            add(note.line_of(key), "KB004", f"unknown field {key!r} for kind {kind.name}")
+    for key, f in kind.fields.items():
+        if f.required and key not in meta:
+            add(1, "KB005", f"missing required field {key!r}")
+        elif key in meta and (problem := check_type(f, meta[key])):
+            add(note.line_of(key), "KB006", f"{key}: {problem}")
+    name = meta.get("name")
+    if isinstance(name, str) and name != note.stem:
+        add(note.line_of("name"), "KB007", f"name {name!r} does not match the file name {note.stem!r}")
+
+    for key, pattern in (("summary", _english_sentence), ("summary_zh", _chinese_sentence)):
+        if isinstance(meta.get(key), str) and (why := pattern(meta[key])):
+            add(note.line_of(key), "KB014", f"{key} {why}")
+
+    # Sections: known, in order, not repeated, the required ones present and not empty.
+    if note.preamble_line:
+        add(note.preamble_line, "KB011", "text before the first `## ` section")
+    order = {title: i for i, title in enumerate(kind.sections)}
+    last = -1
+    seen: set[str] = set()
+    for s in note.sections:
+        if s.title not in order:
+            add(s.line, "KB011", f"unknown section {s.title!r}; {kind.name} sections are: "
+                + ", ".join(kind.sections))
+            continue
+        if s.title in seen:
+            add(s.line, "KB012", f"section {s.title!r} appears twice")
+        elif order[s.title] < last:
+            add(s.line, "KB012", f"section {s.title!r} is out of order; the order is: "
+                + ", ".join(kind.sections))
+        seen.add(s.title)
+        last = max(last, order[s.title])
+    required = set(kind.required_sections)
+    if meta.get("socket") is True:
+        required |= set(kind.socket_sections)
+    present = {s.title: s for s in note.sections}
+    for title in kind.sections:
+        if title in required and (title not in present or not present[title].markdown.strip()):
+            where = present[title].line if title in present else 1
+            add(where, "KB013", f"required section {title!r} is missing or empty")
+
+    raw = note.path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(raw, 1):
+        if m := _PLACEHOLDER.search(line):
+            add(n, "KB015", f"placeholder {m.group(1)} left in the note")
+            break
+    return out
+
+
+def _english_sentence(text: str) -> str | None:
+    text = text.strip()
+    if not text.endswith((".", "!", "?")):
+        return "must end with a full stop"
+    if _INNER_STOP.search(text[:-1]):
+        return "must be one sentence (found a sentence break inside)"
+    return None
+
+
+def _chinese_sentence(text: str) -> str | None:
+    text = text.strip()
+    if not _CJK.search(text):
+        return "must be written in Chinese"
+    if not text.endswith(("。", "！", "？")):
+        return "must end with 。"
+    if re.search(r"[。！？]", text[:-1]):
+        return "must be one sentence (found 。 inside)"
+    return None
+
+
+def _check_across(notes: list[Note]) -> list[Problem]:
+    out: list[Problem] = []
+    ids = {n.id for n in notes}
+    claimed: dict[tuple[str, str], Note] = {}
+    numbers: dict[tuple[str, object], Note] = {}
+    for note in notes:
+        kind = KINDS[note.kind]
+        for spelling in dict.fromkeys(spelling_key(note.kind, s) for s in spellings(note)):
+            other = claimed.setdefault((note.kind, spelling), note)
+            if other is not note:
+                out.append(Problem(_show(note.path), note.line_of("name"), "KB008",
+                                   f"{note.kind} {spelling!r} is already claimed by {_show(other.path)}"))
+        if kind.unique and isinstance(note.meta.get(kind.unique), int):
+            value = note.meta[kind.unique]
+            other = numbers.setdefault((note.kind, value), note)
+            if other is not note:
+                out.append(Problem(_show(note.path), note.line_of(kind.unique), "KB009",
+                                   f"{kind.unique} {value} is already used by {other.id}"))
+        related = note.meta.get("related")
+        if isinstance(related, list):
+            for target in related:
+                if isinstance(target, str) and target not in ids:
+                    out.append(Problem(_show(note.path), note.line_of("related"), "KB010",
+                                       f"related id {target!r} does not exist"))
+        transitions = note.meta.get("transitions")
+        if note.kind == "state" and isinstance(transitions, list):
+            for t in transitions:
+                if isinstance(t, dict) and isinstance(t.get("to"), str) and f"state:{t['to']}" not in ids:
+                    out.append(Problem(_show(note.path), note.line_of("transitions"), "KB010",
+                                       f"transition to unknown state {t['to']!r}"))
+    return out

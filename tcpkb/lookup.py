@@ -1,0 +1,409 @@
+"""Queries over the built database: the lookup path.
+
+Plain sqlite3 and the standard library only: this module runs on every
+`tcpkb errno 104`, so it must not import sqlite-utils, YAML or markdown.
+Every function returns plain dicts shaped exactly as `--json` prints them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KIND_NAMES = ("errno", "signal", "state", "flag")
+ERRNO_PLATFORMS = ("linux", "alpha", "mips", "sparc", "parisc", "powerpc", "darwin", "freebsd", "windows")
+LINUX_ABIS = ("alpha", "mips", "sparc", "parisc", "powerpc")
+MAX_QUERY = 500  # characters; longer input is not a name, a number or a search
+
+
+class NotFound(Exception):
+    def __init__(self, message: str, suggestions: list[str] | None = None):
+        super().__init__(message)
+        self.suggestions = suggestions or []
+
+
+class BadQuery(Exception):
+    """The query cannot mean anything (empty, too long, an unknown platform)."""
+
+
+@dataclass
+class Found:
+    """A lookup answer: the entry, and remarks on how the query was read."""
+
+    entry: dict
+    notes: list[str] = field(default_factory=list)
+    also: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        out = dict(self.entry)
+        if self.notes:
+            out["query_notes"] = self.notes
+        if self.also:
+            out["also"] = self.also
+        return out
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _clean(query: str) -> str:
+    query = query.strip()
+    if not query:
+        raise BadQuery("the query is empty")
+    if len(query) > MAX_QUERY:
+        raise BadQuery(f"the query is {len(query)} characters long; the limit is {MAX_QUERY}")
+    return query
+
+
+def _int(text: str) -> int | None:
+    """104, -104, +104, 0x68 -> an integer; anything else -> None."""
+    text = text.strip()
+    if re.fullmatch(r"[+-]?\d{1,9}", text):
+        return int(text)
+    if re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]{1,8}", text):
+        return int(text, 16)
+    return None
+
+
+# --- entries -----------------------------------------------------------------
+
+def entry(conn: sqlite3.Connection, entry_id: str, full: bool = True) -> dict:
+    """An entry as the public JSON shape: shared fields, then the kind's own facts."""
+    row = conn.execute("select * from entries where id = ?", (entry_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no entry {entry_id!r}", suggest(conn, entry_id))
+    out = {"id": row["id"], "kind": row["kind"], "name": row["name"], "title": row["title"],
+           "summary": row["summary"], "summary_zh": row["summary_zh"]}
+    out["aliases"] = [r[0] for r in conn.execute(
+        "select alias from aliases where entry_id = ? order by rowid", (entry_id,))]
+    out.update(_facts(conn, row["kind"], entry_id))
+    if full:
+        out["related"] = [r[0] for r in conn.execute(
+            "select dst from links where src = ? order by position", (entry_id,))]
+        out["seen_as"] = [r[0] for r in conn.execute(
+            "select text from messages where entry_id = ? order by rowid", (entry_id,))]
+        out["sections"] = {r["slug"]: r["markdown"] for r in conn.execute(
+            "select slug, markdown from sections where entry_id = ? order by position", (entry_id,))}
+        out["path"] = "kb/" + row["path"]
+    return out
+
+
+def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
+    if kind == "errno":
+        r = conn.execute("select * from errno where id = ?", (entry_id,)).fetchone()
+        numbers = {p: None for p in ERRNO_PLATFORMS}
+        names = {}
+        for n in conn.execute("select platform, name, number from errno_numbers where entry_id = ?"
+                              " order by rowid", (entry_id,)):
+            if n["name"] in (r["name"], "WSA" + r["name"]):
+                numbers[n["platform"]] = n["number"]
+            else:  # an alias with a number of its own there (EDEADLOCK on powerpc)
+                names.setdefault(n["name"], {})[n["platform"]] = n["number"]
+        out = {"number": r["number"], "message": r["message"], "numbers": numbers,
+               "socket": bool(r["socket"]), "internal": bool(r["internal"]),
+               "calls": json.loads(r["calls"])}
+        if numbers["windows"] is not None:
+            out["windows_name"] = "WSA" + r["name"]
+        if names:
+            out["alias_numbers"] = names
+        return out
+    if kind == "signal":
+        r = conn.execute("select * from signals where id = ?", (entry_id,)).fetchone()
+        numbers = {p: None for p in ("linux",) + LINUX_ABIS}
+        for n in conn.execute("select platform, number from signal_numbers where entry_id = ?", (entry_id,)):
+            numbers[n["platform"]] = n["number"]
+        return {"number": r["number"], "numbers": numbers, "action": r["action"],
+                "standard": r["standard"], "socket": bool(r["socket"])}
+    if kind == "state":
+        r = conn.execute("select * from states where id = ?", (entry_id,)).fetchone()
+        transitions = [{"to": t["to_state"], "event": t["event"], "send": t["send"],
+                        "side": t["side"], "rfc": bool(t["rfc"])}
+                       for t in conn.execute("select * from transitions where from_state = ?"
+                                             " order by position", (entry_id,))]
+        return {"number": r["number"], "hex": r["hex"], "rfc": r["rfc"], "ss": r["ss"],
+                "netstat": r["netstat"], "side": r["side"], "transitions": transitions}
+    if kind == "flag":
+        r = conn.execute("select * from flags where id = ?", (entry_id,)).fetchone()
+        combos = [dict(c) for c in conn.execute(
+            "select flags, name, meaning from flag_combinations where entry_id = ? order by rowid",
+            (entry_id,))]
+        return {"bit": r["bit"], "hex": f"0x{r['bit']:03x}", "letter": r["letter"], "rfc": r["rfc"],
+                "combinations": combos}
+    return {}
+
+
+def list_kind(conn: sqlite3.Connection, kind: str) -> list[dict]:
+    if kind not in KIND_NAMES:
+        raise BadQuery(f"unknown kind {kind!r}; kinds are: {', '.join(KIND_NAMES)}")
+    ids = [r[0] for r in conn.execute("select id from entries where kind = ? order by rowid", (kind,))]
+    return [entry(conn, i, full=False) for i in ids]
+
+
+def show(conn: sqlite3.Connection, query: str) -> Found:
+    """`kind:NAME` -> that entry; a bare name is looked up in every kind."""
+    query = _clean(query)
+    if ":" in query:
+        kind, _, name = query.partition(":")
+        kind = kind.strip().lower()
+        if kind not in KIND_NAMES:
+            raise BadQuery(f"unknown kind {kind!r} in {query!r}; kinds are: {', '.join(KIND_NAMES)}")
+        return FINDERS[kind](conn, name)
+    for kind in KIND_NAMES:
+        try:
+            return FINDERS[kind](conn, query)
+        except (NotFound, BadQuery):
+            continue
+    raise NotFound(f"no entry named {query!r}", suggest(conn, query))
+
+
+def _by_name(conn: sqlite3.Connection, kind: str, name: str) -> str | None:
+    row = conn.execute(
+        "select id from entries where kind = ? and upper(name) = upper(?) union all "
+        "select a.entry_id from aliases a join entries e on e.id = a.entry_id "
+        "where e.kind = ? and upper(a.alias) = upper(?) limit 1", (kind, name, kind, name)).fetchone()
+    return row[0] if row else None
+
+
+def suggest(conn: sqlite3.Connection, query: str, kind: str | None = None) -> list[str]:
+    """The closest ids to a query that found nothing."""
+    rows = conn.execute(
+        "select e.id, e.name from entries e where ?1 is null or e.kind = ?1 union all "
+        "select e.id, a.alias from aliases a join entries e on e.id = a.entry_id "
+        "where ?1 is null or e.kind = ?1", (kind,)).fetchall()
+    by_name: dict[str, str] = {}
+    for id_, name in rows:
+        by_name.setdefault(name.upper(), id_)
+    word = query.split(":")[-1].strip().upper()[:60]
+    close = difflib.get_close_matches(word, list(by_name), n=5, cutoff=0.6)
+    if not close and len(word) >= 3:
+        close = [n for n in by_name if word in n][:5]
+    return list(dict.fromkeys(by_name[n] for n in close))
+
+
+# --- errno -------------------------------------------------------------------
+
+def find_errno(conn: sqlite3.Connection, query: str, os_: str | None = None,
+               arch: str | None = None) -> Found:
+    query = _clean(query)
+    if os_ and arch:
+        raise BadQuery("give --os or --arch, not both")
+    platform = (os_ or arch or "linux").lower()
+    if platform not in ERRNO_PLATFORMS:
+        raise BadQuery(f"unknown platform {platform!r}; one of: {', '.join(ERRNO_PLATFORMS)}")
+    number = _int(query)
+    notes: list[str] = []
+    if number is None:
+        name = query.upper()
+        id_ = _by_name(conn, "errno", name)
+        if id_ is None and name.startswith("WSAE"):  # Windows spells them WSAECONNRESET
+            id_ = _by_name(conn, "errno", name[3:])
+            if id_:
+                notes.append(f"{name} is the Windows Sockets name of {id_.split(':')[1]}")
+        if id_ is None:
+            raise NotFound(f"no errno named {query!r}", suggest(conn, query, "errno"))
+        return Found(entry(conn, id_), notes)
+
+    if number < 0:  # the kernel returns -errno, and so do libuv and io_uring
+        notes.append(f"{number} is read as errno {-number} (system calls return -errno)")
+        number = -number
+    if number >= 10000 and not (os_ or arch):  # Windows Sockets codes live at 10000 and up
+        platform = "windows"
+    row = conn.execute(
+        "select entry_id, name from errno_numbers where platform = ? and number = ? "
+        "order by name = substr(entry_id, 7) desc limit 1", (platform, number)).fetchone()
+    if row is None:
+        where = "Linux" if platform == "linux" else platform
+        raise NotFound(f"no errno {number} on {where}", _numbered_elsewhere(conn, number, platform))
+    if row["name"] != row["entry_id"].split(":", 1)[1]:
+        notes.append(f"{number} on {platform} is {row['name']}, filed under {row['entry_id']}")
+    if platform == "windows" and not os_:
+        notes.append(f"{number} is read as the Windows Sockets code {row['name']}")
+    found = Found(entry(conn, row["entry_id"]), notes)
+    found.also = _also(conn, number, platform, row["entry_id"])
+    return found
+
+
+def _also(conn: sqlite3.Connection, number: int, platform: str, chosen: str) -> list[dict]:
+    """The same number on other platforms naming another errno: Linux 54 vs BSD 54."""
+    rows = conn.execute(
+        "select entry_id, name, group_concat(platform, ', ') as platforms from errno_numbers "
+        "where number = ? and platform != ? and entry_id != ? group by entry_id, name "
+        "order by min(rowid)", (number, platform, chosen)).fetchall()
+    return [{"id": r["entry_id"], "name": r["name"], "platforms": r["platforms"].split(", ")}
+            for r in rows]
+
+
+def _numbered_elsewhere(conn: sqlite3.Connection, number: int, platform: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "select distinct entry_id from errno_numbers where number = ? and platform != ?",
+        (number, platform))]
+
+
+# --- signal ------------------------------------------------------------------
+
+def find_signal(conn: sqlite3.Connection, query: str, arch: str | None = None) -> Found:
+    query = _clean(query)
+    platform = (arch or "linux").lower()
+    if platform not in ("linux",) + LINUX_ABIS:
+        raise BadQuery(f"unknown arch {platform!r}; one of: linux, {', '.join(LINUX_ABIS)}")
+    number = _int(query)
+    if number is None:
+        name = query.upper().replace(" ", "")
+        if m := re.fullmatch(r"(?:SIG)?RTM(IN|AX)([+-]\d{1,3})?", name):
+            return _realtime(conn, platform, name, m)
+        for candidate in (name, "SIG" + name):
+            if id_ := _by_name(conn, "signal", candidate):
+                return Found(entry(conn, id_))
+        raise NotFound(f"no signal named {query!r}", suggest(conn, "SIG" + name.removeprefix("SIG"), "signal"))
+
+    notes = []
+    rtmin, rtmax = _rt_range(conn, platform)
+    if number > rtmax and 128 < number <= 128 + rtmax:
+        notes.append(f"exit status {number} = 128 + {number - 128}: the process was killed by "
+                     f"signal {number - 128}")
+        number -= 128
+    row = conn.execute("select entry_id from signal_numbers where platform = ? and number = ? "
+                       "order by entry_id", (platform, number)).fetchone()
+    if row:
+        return Found(entry(conn, row[0]), notes)
+    standard_max = conn.execute("select max(number) from signal_numbers where platform = ? and number < ?",
+                                (platform, rtmin)).fetchone()[0] or 0
+    if standard_max < number < rtmin:
+        notes.append(f"{number} lies between the last standard signal ({standard_max}) and glibc's "
+                     f"SIGRTMIN ({rtmin}): the C library keeps it for its own threads")
+        return Found(entry(conn, "signal:SIGRTMIN"), notes)
+    if rtmin < number < rtmax:
+        notes.append(f"{number} is the real-time signal SIGRTMIN+{number - rtmin}")
+        return Found(entry(conn, "signal:SIGRTMIN"), notes)
+    raise NotFound(f"no signal {number} on {platform}: signals run from 1 to {rtmax}")
+
+
+def _rt_range(conn: sqlite3.Connection, platform: str) -> tuple[int, int]:
+    got = dict(conn.execute(
+        "select e.name, n.number from signal_numbers n join entries e on e.id = n.entry_id "
+        "where n.platform = ? and e.name in ('SIGRTMIN', 'SIGRTMAX')", (platform,)).fetchall())
+    return got.get("SIGRTMIN", 1 << 30), got.get("SIGRTMAX", 0)
+
+
+def _realtime(conn: sqlite3.Connection, platform: str, name: str, m: re.Match) -> Found:
+    rtmin, rtmax = _rt_range(conn, platform)
+    base = rtmin if m.group(1) == "IN" else rtmax
+    offset = int(m.group(2) or 0)
+    number = base + offset
+    if not rtmin <= number <= rtmax:
+        raise NotFound(f"{name} is {number}, outside the real-time range {rtmin}..{rtmax}")
+    target = "signal:SIGRTMAX" if number == rtmax and m.group(1) == "AX" else "signal:SIGRTMIN"
+    return Found(entry(conn, target), [f"{name} is signal {number} on {platform}"] if offset else [])
+
+
+# --- state -------------------------------------------------------------------
+
+def _state_key(text: str) -> str:
+    return re.sub(r"[-_\s]", "", text.upper())
+
+
+def find_state(conn: sqlite3.Connection, query: str) -> Found:
+    query = _clean(query)
+    notes = []
+    number = None
+    if re.fullmatch(r"\d{1,3}", query):
+        number = int(query)
+    elif re.fullmatch(r"(0[xX])?[0-9a-fA-F]{1,2}", query) and not re.fullmatch(r"[a-zA-Z]+", query):
+        number = int(query, 16)
+        notes.append(f"{query} is read as the hex state code of /proc/net/tcp ({number})")
+    if number is not None:
+        row = conn.execute("select id from states where number = ?", (number,)).fetchone()
+        if row is None:
+            raise NotFound(f"no TCP state numbered {number}", [])
+        return Found(entry(conn, row[0]), notes)
+    key = _state_key(query.removeprefix("TCP_").removeprefix("tcp_"))
+    for r in conn.execute("select s.id, s.name, s.rfc, s.ss, s.netstat, "
+                          "(select group_concat(alias, char(31)) from aliases a where a.entry_id = s.id)"
+                          " as aliases from states s"):
+        spellings = [r["name"], r["rfc"], r["ss"], r["netstat"], *(r["aliases"] or "").split("\x1f")]
+        if key in {_state_key(s) for s in spellings if s}:
+            return Found(entry(conn, r["id"]))
+    raise NotFound(f"no TCP state {query!r}", suggest(conn, query, "state"))
+
+
+# --- flag --------------------------------------------------------------------
+
+def find_flag(conn: sqlite3.Connection, query: str) -> Found:
+    """A flag by name (RST), by tcpdump letter (R), or a combination (S., 0x12)."""
+    query = _clean(query)
+    id_ = _by_name(conn, "flag", query)
+    if id_:
+        return Found(entry(conn, id_))
+    flags = conn.execute("select id, name, bit, letter from flags order by bit").fetchall()
+    mask = _int(query)
+    if mask is None:
+        letters = {f["letter"]: f for f in flags}
+        words = [w for w in re.split(r"[\s,+|/]+", query.upper()) if w]
+        names = {f["name"]: f for f in flags}
+        if words and all(w in names for w in words):
+            mask = sum(names[w]["bit"] for w in words)
+        elif all(ch in letters for ch in query):
+            mask = sum(letters[ch]["bit"] for ch in dict.fromkeys(query))
+        else:
+            raise NotFound(f"no TCP flag or combination {query!r}", suggest(conn, query, "flag"))
+    chosen = [f for f in flags if mask & f["bit"]]
+    if not chosen or sum(f["bit"] for f in chosen) != mask:
+        raise NotFound(f"{query!r} is not a combination of TCP flags (bits 0x001..0x100)")
+    if len(chosen) == 1:
+        return Found(entry(conn, chosen[0]["id"]))
+    letters = "".join(f["letter"] for f in chosen)  # tcpdump prints them in bit order too
+    combo = conn.execute("select entry_id, flags, name, meaning from flag_combinations",
+                         ).fetchall()
+    match = next((c for c in combo if sorted(c["flags"]) == sorted(letters)), None)
+    return Found({
+        "id": None, "kind": "combination", "name": "+".join(f["name"] for f in chosen),
+        "title": match["name"] if match else "+".join(f["name"] for f in chosen),
+        "summary": match["meaning"] if match else "",
+        "bits": mask, "hex": f"0x{mask:03x}", "letters": match["flags"] if match else letters,
+        "flags": [entry(conn, f["id"], full=False) for f in chosen],
+    })
+
+
+FINDERS = {"errno": find_errno, "signal": find_signal, "state": find_state, "flag": find_flag}
+
+
+# --- search ------------------------------------------------------------------
+
+def fts_query(words: str) -> str:
+    """User words -> a safe FTS5 query: each word a quoted prefix term, all required."""
+    terms = re.findall(r"\w+", words)
+    return " ".join('"' + t.replace('"', '') + '"*' for t in terms[:20])
+
+
+def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit: int = 20) -> list[dict]:
+    words = _clean(words)
+    if kind and kind not in KIND_NAMES:
+        raise BadQuery(f"unknown kind {kind!r}; kinds are: {', '.join(KIND_NAMES)}")
+    query = fts_query(words)
+    results: list[dict] = []
+    if query:
+        rows = conn.execute(
+            "select s.id, s.kind, s.name, s.summary, "
+            "snippet(search_fts, -1, '[', ']', ' … ', 12) as snippet, "
+            # names and aliases weigh most, then titles, messages, summaries, bodies
+            "bm25(search_fts, 10.0, 8.0, 4.0, 2.0, 1.0, 3.0, 0.5) as rank "
+            "from search_fts join search s on s.rowid = search_fts.rowid "
+            "where search_fts match ? and (? is null or s.kind = ?) order by rank limit ?",
+            (query, kind, kind, limit)).fetchall()
+        results = [{"id": r["id"], "kind": r["kind"], "name": r["name"], "summary": r["summary"],
+                    "snippet": r["snippet"], "score": round(-r["rank"], 3)} for r in rows]
+    if not results:  # a fragment of a name, like CONNRES
+        like = "%" + re.sub(r"[%_\\]", lambda m: "\\" + m.group(0), words.upper()) + "%"
+        rows = conn.execute(
+            "select id, kind, name, summary from entries where upper(name) like ? escape '\\' "
+            "and (? is null or kind = ?) order by rowid limit ?", (like, kind, kind, limit)).fetchall()
+        results = [{"id": r["id"], "kind": r["kind"], "name": r["name"], "summary": r["summary"],
+                    "snippet": "", "score": 0.0} for r in rows]
+    return results

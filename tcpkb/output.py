@@ -1,0 +1,165 @@
+"""How answers look in a terminal: colour and layout on a TTY, plain text in a pipe.
+
+click (already loaded by Typer) strips the styles itself when stdout is not a
+terminal or NO_COLOR is set, so the same code serves both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .lookup import Found
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    color = None if not os.environ.get("NO_COLOR") else False
+    click.echo(text, err=err, color=color)
+
+
+def bold(text: str) -> str:
+    return click.style(text, bold=True)
+
+
+def dim(text: str) -> str:
+    return click.style(text, dim=True)
+
+
+def accent(text: str) -> str:
+    return click.style(text, fg="cyan", bold=True)
+
+
+def print_json(data) -> None:
+    echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def headline(e: dict) -> str:
+    kind = e["kind"]
+    if kind == "errno":
+        return f"{accent(e['name'])}  errno {e['number']}  {bold(e['message'])}"
+    if kind == "signal":
+        return f"{accent(e['name'])}  signal {e['number']}  {bold(e['title'])}  (default: {e['action']})"
+    if kind == "state":
+        return f"{accent(e['name'])}  state {e['number']} (/proc hex {e['hex']})  {bold(e['title'])}"
+    if kind == "flag":
+        return f"{accent(e['name'])}  flag {e['hex']} ({e['letter']})  {bold(e['title'])}"
+    return f"{accent(e['name'])}  {bold(e['title'])}"
+
+
+def facts(e: dict) -> list[tuple[str, str]]:
+    """The kind's own facts as label/value rows."""
+    rows: list[tuple[str, str]] = []
+    kind = e["kind"]
+    if e.get("aliases"):
+        rows.append(("aliases", ", ".join(e["aliases"])))
+    if kind == "errno":
+        nums = e["numbers"]
+        linux = "  ".join(f"{p} {nums[p]}" for p in ("linux", "alpha", "mips", "sparc", "parisc", "powerpc")
+                          if nums.get(p) is not None)
+        rows.append(("numbers", linux))
+        other = [f"{p} {nums[p]}" for p in ("darwin", "freebsd") if nums.get(p) is not None]
+        if nums.get("windows") is not None:
+            other.append(f"windows {nums['windows']} ({e.get('windows_name')})")
+        rows.append(("elsewhere", "  ".join(other) if other else "not defined on darwin, freebsd or windows"))
+        for alias, per in (e.get("alias_numbers") or {}).items():
+            rows.append((alias, "  ".join(f"{p} {n}" for p, n in per.items())))
+        if e.get("calls"):
+            rows.append(("calls", ", ".join(e["calls"])))
+        if e.get("internal"):
+            rows.append(("internal", "kernel-internal: user space should never see this code"))
+    elif kind == "signal":
+        nums = e["numbers"]
+        rows.append(("numbers", "  ".join(f"{p} {n}" for p, n in nums.items() if n is not None)))
+        missing = [p for p, n in nums.items() if n is None]
+        if missing:
+            rows.append(("absent on", ", ".join(missing)))
+        rows.append(("standard", e["standard"]))
+        rows.append(("exit status", f"{128 + e['number']} when it kills a shell's child"))
+    elif kind == "state":
+        rows.append(("spellings", f"RFC {e['rfc'] or '-'}  ss {e['ss'] or '-'}  netstat {e['netstat'] or '-'}"))
+        rows.append(("reached by", e["side"]))
+        for t in e["transitions"]:
+            send = f" / send {t['send']}" if t["send"] else ""
+            rows.append(("→ " + t["to"].split(":", 1)[1], f"{t['event']}{send}"
+                         + ("" if t["rfc"] else dim("  (Linux)"))))
+    elif kind == "flag":
+        rows.append(("defined in", e["rfc"]))
+        for c in e.get("combinations") or []:
+            rows.append((c["flags"], f"{c['name']}: {c['meaning']}"))
+    return rows
+
+
+def print_found(found: Found, brief: bool = False) -> None:
+    e = found.entry
+    for note in found.notes:
+        echo(dim(f"note: {note}"))
+    if e.get("kind") == "combination":
+        print_combination(e)
+        return
+    echo(headline(e))
+    echo(f"{dim(e['id'])}")
+    echo(e["summary"])
+    echo(e["summary_zh"])
+    if found.also:
+        for a in found.also:
+            echo(click.style(f"also: {a['name']} ({a['id']}) has this number on "
+                             f"{', '.join(a['platforms'])}", fg="yellow"))
+    if brief:
+        return
+    echo()
+    rows = facts(e)
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, value in rows:
+        echo(f"  {dim(label.ljust(width))}  {value}")
+    for slug, text in (e.get("sections") or {}).items():
+        echo()
+        echo(bold(slug.replace("-", " ").capitalize()))
+        for line in text.splitlines():
+            echo(f"  {line}" if line else "")
+    if e.get("related"):
+        echo()
+        echo(f"{dim('related')}  {', '.join(e['related'])}")
+    if e.get("path"):
+        echo(f"{dim('source')}   {e['path']}")
+
+
+def print_combination(e: dict) -> None:
+    echo(f"{accent(e['letters'])}  {e['hex']}  {bold(e['title'])}")
+    if e["summary"]:
+        echo(e["summary"])
+    for f in e["flags"]:
+        echo(f"  {accent(f['name'].ljust(4))} {f['hex']}  {f['summary']}")
+
+
+def print_list(entries: list[dict]) -> None:
+    for e in entries:
+        kind = e["kind"]
+        if kind == "errno":
+            key = f"{e['number']:>3}"
+        elif kind == "signal":
+            key = f"{e['number']:>3}"
+        elif kind == "state":
+            key = f"{e['number']:>2} {e['hex']}"
+        else:
+            key = f"{e['hex']} {e['letter']}"
+        echo(f"{key}  {accent(e['name'].ljust(16))} {e['title']}")
+
+
+def print_search(results: list[dict]) -> None:
+    for r in results:
+        echo(f"{accent(r['id'].ljust(24))} {r['summary']}")
+        if r["snippet"]:
+            echo(f"  {dim(' '.join(r['snippet'].split()))}")
+
+
+def fail(message: str, suggestions: list[str] | None = None) -> None:
+    echo(f"tcpkb: {message}", err=True)
+    if suggestions:
+        echo(f"closest: {', '.join(suggestions)}", err=True)
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,79 @@
+"""Where the notes and the database live, and building the database when it is missing.
+
+Two layouts:
+- a checkout (pyproject.toml and kb/ beside the package): notes in kb/, the
+  database in data/tcpkb.db, rebuilt by `tcpkb build`;
+- an installed wheel: notes shipped inside the package (tcpkb/kb), the
+  database built on first use into a cache file named after the notes'
+  content hash, so a new release never reads an old database.
+TCPKB_KB and TCPKB_DB override both (tests use them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    root = PACKAGE.parent
+    if (root / "pyproject.toml").is_file() and (root / "kb").is_dir():
+        return root
+    return None
+
+
+def kb_dir() -> Path:
+    if env := os.environ.get("TCPKB_KB"):
+        return Path(env)
+    root = checkout_root()
+    return root / "kb" if root else PACKAGE / "kb"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tcpkb"
+
+
+def db_path(kb: Path | None = None) -> Path:
+    """The database the lookups read (it may not exist yet)."""
+    if env := os.environ.get("TCPKB_DB"):
+        return Path(env)
+    root = checkout_root()
+    if root and not os.environ.get("TCPKB_KB"):
+        return root / "data" / "tcpkb.db"
+    return cache_dir() / f"tcpkb-{content_hash(kb or kb_dir())[:16]}.db"
+
+
+def note_paths(kb: Path) -> list[Path]:
+    """Every note file: kb/<dir>/<name>.md (kb/README.md is not a note)."""
+    return sorted(p for p in kb.glob("*/*.md") if p.is_file())
+
+
+def content_hash(kb: Path) -> str:
+    """A digest of every note's path and bytes: the key of a built database."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in note_paths(kb):
+        digest.update(path.relative_to(kb).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def ensure_db() -> Path:
+    """Return a built database, building it first if there is none."""
+    path = db_path()
+    if path.exists():
+        return path
+    from .build import build  # the heavy imports, only on a cold start
+
+    kb = kb_dir()
+    build(kb, path)
+    if path.parent == cache_dir():  # drop databases of notes that no longer exist
+        for old in path.parent.glob("tcpkb-*.db"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    print(f"tcpkb: built {path} from {kb}", file=sys.stderr)
+    return path

@@ -1,0 +1,134 @@
+"""Primary sources on this machine: kernel uapi headers, glibc, man pages.
+
+Used by the content tests and by the maintainers' scripts that draft note
+facts; never on the lookup path. Every function returns plain dicts so a
+test can compare them with what the notes say.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+# Linux ABIs whose errno or signal numbers differ from the generic ones, and
+# where Debian's linux-libc-dev-*-cross packages put their headers.
+CROSS_ROOTS = {
+    "alpha": Path("/usr/alpha-linux-gnu/include"),
+    "mips": Path("/usr/mips-linux-gnu/include"),
+    "sparc": Path("/usr/sparc64-linux-gnu/include"),
+    "parisc": Path("/usr/hppa-linux-gnu/include"),
+    "powerpc": Path("/usr/powerpc-linux-gnu/include"),
+}
+NATIVE_ROOT = Path("/usr/include")
+MINGW_WINERROR = Path("/usr/share/mingw-w64/include/winerror.h")
+SIGNAL_MAN = Path("/usr/share/man/man7/signal.7.gz")
+
+_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$")
+_UNDEF = re.compile(r"^\s*#\s*undef\s+(\w+)")
+_INCLUDE = re.compile(r"^\s*#\s*include\s+<([^>]+)>")
+
+
+def header_defines(root: Path, relpath: str, _seen: set | None = None) -> dict[str, str]:
+    """The raw `#define NAME value` pairs of a header and what it includes,
+    in file order, honouring `#undef` (powerpc redefines EDEADLOCK that way)."""
+    seen = _seen if _seen is not None else set()
+    path = root / relpath
+    if relpath in seen or not path.exists():
+        return {}
+    seen.add(relpath)
+    out: dict[str, str] = {}
+    # Drop comments first: asm-generic/signal.h keeps "#define SIGLOST 29"
+    # inside a comment, and that is not a definition.
+    text = re.sub(r"/\*.*?\*/", " ", path.read_text(errors="replace"), flags=re.S)
+    for line in text.splitlines():
+        if m := _INCLUDE.match(line):
+            out.update(header_defines(root, m.group(1), seen))
+        elif m := _UNDEF.match(line):
+            out.pop(m.group(1), None)
+        elif m := _DEFINE.match(line):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _resolve(defines: dict[str, str], prefix: str) -> dict[str, int]:
+    """Evaluate NAME -> value chains (EWOULDBLOCK -> EAGAIN -> 11, WSABASEERR+54)."""
+
+    def value(expr: str, depth: int = 0) -> int | None:
+        expr = expr.strip().strip("()").strip()
+        if depth > 10:
+            return None
+        if re.fullmatch(r"-?\d+", expr):
+            return int(expr)
+        if re.fullmatch(r"0x[0-9a-fA-F]+", expr):
+            return int(expr, 16)
+        if m := re.fullmatch(r"(\w+)\s*\+\s*(\d+)", expr):
+            base = value(defines.get(m.group(1), ""), depth + 1)
+            return None if base is None else base + int(m.group(2))
+        if expr in defines:
+            return value(defines[expr], depth + 1)
+        return None
+
+    out = {}
+    for name, expr in defines.items():
+        if name.startswith(prefix) and (v := value(expr)) is not None:
+            out[name] = v
+    return out
+
+
+def linux_errnos(abi: str = "generic") -> dict[str, int]:
+    """errno name -> number for a Linux ABI, from its asm/errno.h."""
+    root = NATIVE_ROOT if abi == "generic" else CROSS_ROOTS[abi]
+    if abi == "generic":
+        defines = header_defines(root, "asm-generic/errno.h")
+    else:
+        defines = header_defines(root, "asm/errno.h")
+    return {k: v for k, v in _resolve(defines, "E").items() if not k.startswith("E_")}
+
+
+def glibc_errno_aliases() -> dict[str, str]:
+    """Aliases glibc adds on top of the kernel's (ENOTSUP = EOPNOTSUPP)."""
+    path = NATIVE_ROOT / "x86_64-linux-gnu/bits/errno.h"
+    if not path.exists():
+        return {}
+    return {k: v for k, v in header_defines(NATIVE_ROOT, "x86_64-linux-gnu/bits/errno.h").items()
+            if re.fullmatch(r"E[A-Z0-9]+", k) and re.fullmatch(r"E[A-Z0-9]+", v)}
+
+
+def linux_signals(abi: str = "generic") -> dict[str, int]:
+    """Signal name -> number for a Linux ABI, from its asm/signal.h."""
+    root = NATIVE_ROOT if abi == "generic" else CROSS_ROOTS[abi]
+    rel = "asm-generic/signal.h" if abi == "generic" else "asm/signal.h"
+    defines = header_defines(root, rel)
+    found = _resolve(defines, "SIG")
+    return {k: v for k, v in found.items()
+            if re.fullmatch(r"SIG[A-Z0-9]+", k) and k not in {"SIGSTKSZ", "SIG_BLOCK"}
+            and 0 < v <= 128}
+
+
+def windows_wsa() -> dict[str, int]:
+    """WSAE* name -> number, from the MinGW-w64 copy of winerror.h."""
+    if not MINGW_WINERROR.exists():
+        return {}
+    defines = header_defines(MINGW_WINERROR.parent, MINGW_WINERROR.name)
+    return {k: v for k, v in _resolve(defines, "WSAE").items() if 10000 <= v < 11100}
+
+
+def signal_man_table() -> dict[str, dict[str, str]]:
+    """From signal(7): each signal's standard and default action."""
+    if not SIGNAL_MAN.exists():
+        return {}
+    text = gzip.decompress(SIGNAL_MAN.read_bytes()).decode("utf-8", "replace")
+    out: dict[str, dict[str, str]] = {}
+    in_table = False
+    for line in text.splitlines():
+        if line.startswith("Signal\tStandard\tAction"):
+            in_table = True
+            continue
+        if in_table and line.startswith(".TE"):
+            break
+        if in_table and line.startswith("SIG"):
+            parts = line.split("\t")
+            out[parts[0]] = {"standard": parts[1].replace("\\-", "-"),
+                             "action": parts[2].replace("\\-", "-")}
+    return out
