@@ -132,3 +132,46 @@ def signal_man_table() -> dict[str, dict[str, str]]:
             out[parts[0]] = {"standard": parts[1].replace("\\-", "-"),
                              "action": parts[2].replace("\\-", "-")}
     return out
+
+
+def _enum_members(path: Path, prefix: str) -> dict[str, int]:
+    """Members of C enums whose names start with `prefix`, counting implicit values."""
+    if not path.exists():
+        return {}
+    text = re.sub(r"/\*.*?\*/", " ", path.read_text(errors="replace"), flags=re.S)
+    out: dict[str, int] = {}
+    for body in re.findall(r"enum\s*\w*\s*\{(.*?)\}", text, flags=re.S):
+        value = -1
+        for item in body.split(","):
+            item = item.strip()
+            if not (m := re.match(r"(\w+)\s*(?:=\s*(.+))?$", item, flags=re.S)):
+                continue
+            name, expr = m.group(1), m.group(2)
+            if expr is not None:
+                try:
+                    value = int(expr.strip(), 0)
+                except ValueError:
+                    value = None  # an expression we do not evaluate
+            elif value is not None:
+                value += 1
+            if name.startswith(prefix) and value is not None:
+                out[name[len(prefix):]] = value
+    return out
+
+
+def tcp_states() -> dict[str, int]:
+    """Kernel TCP state name -> number, from glibc's netinet/tcp.h and the uapi BPF_TCP_* mirror."""
+    states = _enum_members(NATIVE_ROOT / "linux/bpf.h", "BPF_TCP_")
+    states.pop("MAX_STATES", None)
+    states.update(_enum_members(NATIVE_ROOT / "netinet/tcp.h", "TCP_"))
+    return {k: v for k, v in states.items() if k.isupper()}
+
+
+def tcp_flag_bits() -> dict[str, int]:
+    """TCP flag name -> bit in the 12-bit flags field, from uapi linux/tcp.h's TCP_FLAG_*."""
+    path = NATIVE_ROOT / "linux/tcp.h"
+    if not path.exists():
+        return {}
+    found = re.findall(r"TCP_FLAG_(\w+)\s*=\s*__constant_cpu_to_be32\((0x[0-9a-fA-F]+)\)", path.read_text())
+    # The constants mask the 32-bit word holding data offset, reserved bits and flags.
+    return {name: int(value, 16) >> 16 for name, value in found if (int(value, 16) >> 16) <= 0x1FF}
