@@ -50,6 +50,16 @@ def answering(as_json: bool):
     except sqlite3.Error as e:
         output.fail(f"cannot read the database: {e}; run `tcpkb build`")
         raise typer.Exit(1)
+    except Exception as e:  # a first-use build that met a broken note
+        from .build import BuildError
+
+        if not isinstance(e, BuildError):
+            raise
+        for p in e.problems[:10]:
+            output.echo(str(p), err=True)
+        output.fail(f"there is no database yet and the notes do not build ({len(e.problems)} "
+                    "problem(s)); fix them (`tcpkb lint`) and run `tcpkb build`")
+        raise typer.Exit(1)
 
 
 def _answer(found: lookup.Found, as_json: bool, brief: bool) -> None:
@@ -59,7 +69,11 @@ def _answer(found: lookup.Found, as_json: bool, brief: bool) -> None:
         output.print_found(found, brief=brief)
 
 
-@app.command()
+# Negative numbers (-104, as system calls return them) are values, not options.
+NUMERIC = {"ignore_unknown_options": True}
+
+
+@app.command(context_settings=NUMERIC)
 def errno(
     code: str = typer.Argument(..., help="104, ECONNRESET, econnreset, 0x68, -104, WSAECONNRESET or 10054"),
     os_: Optional[str] = typer.Option(None, "--os", help="Read the number as darwin, freebsd, windows or linux."),
@@ -72,7 +86,7 @@ def errno(
         _answer(lookup.find_errno(conn, code, os_, arch), as_json, brief)
 
 
-@app.command()
+@app.command(context_settings=NUMERIC)
 def signal(
     sig: str = typer.Argument(..., help="13, SIGPIPE, pipe, 141 (a shell exit status), SIGRTMIN+3"),
     arch: Optional[str] = typer.Option(None, "--arch", help="Read the number on a Linux ABI: alpha, mips, sparc, parisc, powerpc."),

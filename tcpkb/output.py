@@ -1,6 +1,6 @@
 """How answers look in a terminal: colour and layout on a TTY, plain text in a pipe.
 
-click (already loaded by Typer) strips the styles itself when stdout is not a
+Typer (its bundled click) strips the styles itself when stdout is not a
 terminal or NO_COLOR is set, so the same code serves both.
 """
 
@@ -10,26 +10,26 @@ import json
 import os
 import sys
 
-import click
+import typer
 
 from .lookup import Found
 
 
 def echo(text: str = "", err: bool = False) -> None:
     color = None if not os.environ.get("NO_COLOR") else False
-    click.echo(text, err=err, color=color)
+    typer.echo(text, err=err, color=color)
 
 
 def bold(text: str) -> str:
-    return click.style(text, bold=True)
+    return typer.style(text, bold=True)
 
 
 def dim(text: str) -> str:
-    return click.style(text, dim=True)
+    return typer.style(text, dim=True)
 
 
 def accent(text: str) -> str:
-    return click.style(text, fg="cyan", bold=True)
+    return typer.style(text, fg="cyan", bold=True)
 
 
 def print_json(data) -> None:
@@ -105,7 +105,7 @@ def print_found(found: Found, brief: bool = False) -> None:
     echo(e["summary_zh"])
     if found.also:
         for a in found.also:
-            echo(click.style(f"also: {a['name']} ({a['id']}) has this number on "
+            echo(typer.style(f"also: {a['name']} ({a['id']}) has this number on "
                              f"{', '.join(a['platforms'])}", fg="yellow"))
     if brief:
         return
