@@ -1,0 +1,37 @@
+"""The README is a true tour: its commands run as shown, and CI runs its test command."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from tcpkb.cli import app
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+QUICK_START = re.findall(r"```sh\n(.+?)\n```", README.split("## The tour")[0])
+TOUR = re.findall(r"^\$ (tcpkb .+)$", README, re.M)
+
+
+def test_quick_start_is_two_commands():
+    assert QUICK_START == ["pip install . && tcpkb errno 104",
+                           "pip install '.[test]' && python -m pytest"]
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert QUICK_START[1] in ci.splitlines()
+
+
+@pytest.mark.parametrize("command", TOUR)
+def test_tour_command_runs(command, kb_db, tmp_path, monkeypatch):
+    argv = shlex.split(command)[1:]
+    # `tcpkb build` must not touch the checkout's database during a test run.
+    monkeypatch.setenv("TCPKB_DB", str(tmp_path / "t.db") if argv[0] == "build" else str(kb_db))
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, (command, result.output)
+    assert result.stdout.strip()  or argv[0] == "lint"
