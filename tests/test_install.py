@@ -1,0 +1,53 @@
+"""An installed wheel carries its notes and builds its database on first use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def unpacked_wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.fail(f"pip wheel failed: {proc.stderr[-2000:]}")
+    (wheel,) = out.glob("tcpkb-*.whl")
+    target = out / "site"
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        z.extractall(target)
+    return target, names
+
+
+def test_wheel_ships_every_note(unpacked_wheel):
+    _, names = unpacked_wheel
+    notes = sorted(p.relative_to(ROOT / "kb").as_posix() for p in (ROOT / "kb").glob("*/*.md"))
+    assert notes and all(f"tcpkb/kb/{n}" in names for n in notes)
+    assert not any(n.startswith(("tests/", "data/")) for n in names)
+
+
+def test_first_use_builds_a_cache_keyed_by_content(unpacked_wheel, tmp_path):
+    site, _ = unpacked_wheel
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TCPKB_")}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONSAFEPATH="1")
+    run = [sys.executable, "-c", "from tcpkb.cli import main; main()", "errno", "104", "--brief"]
+    first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "ECONNRESET" in first.stdout and "built" in first.stderr
+    (db,) = (tmp_path / "cache" / "tcpkb").glob("tcpkb-*.db")
+    second = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0 and second.stderr == "" and "ECONNRESET" in second.stdout
+    # An edited note is a new key: the next lookup builds a new database and drops the old one.
+    note = site / "tcpkb" / "kb" / "errno" / "ECONNRESET.md"
+    note.write_text(note.read_text() + "\n")
+    third = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and "built" in third.stderr
+    assert [p.name for p in (tmp_path / "cache" / "tcpkb").glob("tcpkb-*.db")] != [db.name]
