@@ -62,10 +62,25 @@ def content_hash(kb: Path) -> str:
     return digest.hexdigest()
 
 
+def warn_if_stale(path: Path) -> None:
+    """In a checkout, say so when kb/ has changed since the database was built."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            row = conn.execute("select value from meta where key = 'notes_hash'").fetchone()
+    except sqlite3.Error:
+        return  # the lookup itself will report an unreadable database
+    if row is None or row[0] != content_hash(kb_dir()):
+        print(f"tcpkb: kb/ has changed since {path} was built; run `tcpkb build`", file=sys.stderr)
+
+
 def ensure_db() -> Path:
     """Return a built database, building it first if there is none."""
     path = db_path()
     if path.exists():
+        if checkout_root() and not os.environ.get("TCPKB_DB"):
+            warn_if_stale(path)
         return path
     from .build import build  # the heavy imports, only on a cold start
 
