@@ -100,3 +100,14 @@ def test_edit_and_rebuild_is_reflected(base_kb, fixture_db):
     build(base_kb, fixture_db)
     with connect(fixture_db) as conn:
         assert conn.execute("select summary from entries where id = 'errno:EAGAIN'").fetchone()[0] == "Edited summary."
+
+
+def test_stale_database_is_reported(base_kb, fixture_db, monkeypatch, capsys):
+    from tcpkb import paths
+
+    monkeypatch.setattr(paths, "kb_dir", lambda: base_kb)
+    paths.warn_if_stale(fixture_db)
+    assert capsys.readouterr().err == ""
+    (base_kb / "errno" / "EAGAIN.md").write_text((base_kb / "errno" / "EAGAIN.md").read_text() + "\n")
+    paths.warn_if_stale(fixture_db)
+    assert "has changed" in capsys.readouterr().err
