@@ -55,8 +55,8 @@ def draft_errno(out: Path, bsd: dict) -> int:
         win = wsa.get("WSA" + name) or next((wsa.get("WSA" + a) for a in aliases if "WSA" + a in wsa), None)
         if win:
             numbers["windows"] = win
-        lines = ["---", f"name: {name}", f"title: {os.strerror(number)}", f"number: {number}",
-                 f"message: {os.strerror(number)}"]
+        message = json.dumps(os.strerror(number))  # a JSON string is a YAML string, colons and all
+        lines = ["---", f"name: {name}", f"title: {message}", f"number: {number}", f"message: {message}"]
         if aliases:
             lines.append(f"aliases: [{', '.join(aliases)}]")
         if numbers:
@@ -82,9 +82,9 @@ def draft_signals(out: Path) -> int:
         if path.exists():
             continue
         numbers = {abi: t.get(name) for abi, t in abis.items() if t.get(name) != number}
-        lines = ["---", f"name: {name}", f"title: {signal.strsignal(number)}", f"number: {number}",
-                 f"action: {man.get(name, {}).get('action', 'TODO')}",
-                 f"standard: {man.get(name, {}).get('standard', 'TODO')}"]
+        lines = ["---", f"name: {name}", f"title: {json.dumps(signal.strsignal(number))}", f"number: {number}",
+                 f"action: {json.dumps(man.get(name, {}).get('action', 'TODO'))}",
+                 f"standard: {json.dumps(man.get(name, {}).get('standard', 'TODO'))}"]
         if numbers:
             lines.append(f"numbers: {flow(numbers)}")
         lines += ["summary: TODO", "summary_zh: TODO", "---", "## Meaning", "", "TODO", ""]

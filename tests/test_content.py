@@ -76,7 +76,8 @@ def test_other_linux_abis(abi):
         assert errno_numbers(meta)[abi] == header.get(name), f"{name} on {abi}"
         for alias, per in (meta.get("alias_numbers") or {}).items():
             expected = header.get(alias)
-            got = per.get(abi, meta["number"] if expected == header.get(name) else None)
+            # an alias listed nowhere has the entry's own number on that ABI
+            got = per.get(abi, errno_numbers(meta)[abi] if expected == header.get(name) else None)
             assert got == expected, f"{alias} on {abi}"
 
 
@@ -143,8 +144,11 @@ def test_signals_on_other_abis(abi):
     need_headers(abi, "asm/signal.h")
     header = sources.linux_signals(abi)
     for name, meta in SIGNALS.items():
-        if name != "SIGRTMIN":  # the kernel's 32, which glibc moves to 34
-            assert signal_numbers(meta)[abi] == header.get(name), f"{name} on {abi}"
+        if name == "SIGRTMIN":
+            continue  # the kernel's 32, which glibc moves to 34
+        if name == "SIGRTMAX" and name not in header:
+            continue  # alpha's and parisc's uapi headers leave _NSIG to the kernel proper
+        assert signal_numbers(meta)[abi] == header.get(name), f"{name} on {abi}"
 
 
 def test_states_match_the_kernel_headers():
