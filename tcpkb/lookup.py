@@ -235,7 +235,9 @@ def _also(conn: sqlite3.Connection, number: int, platform: str, chosen: str) -> 
     rows = conn.execute(
         "select entry_id, name, group_concat(platform, ', ') as platforms from errno_numbers "
         "where number = ? and platform != ? and entry_id != ? group by entry_id, name "
-        "order by min(rowid)", (number, platform, chosen)).fetchall()
+        # other operating systems first: that is where a pasted number usually comes from
+        "order by max(platform in ('darwin', 'freebsd', 'windows')) desc, min(rowid)",
+        (number, platform, chosen)).fetchall()
     return [{"id": r["entry_id"], "name": r["name"], "platforms": r["platforms"].split(", ")}
             for r in rows]
 
@@ -376,29 +378,42 @@ FINDERS = {"errno": find_errno, "signal": find_signal, "state": find_state, "fla
 
 # --- search ------------------------------------------------------------------
 
-def fts_query(words: str) -> str:
-    """User words -> a safe FTS5 query: each word a quoted prefix term, all required."""
-    terms = re.findall(r"\w+", words)
-    return " ".join('"' + t.replace('"', '') + '"*' for t in terms[:20])
+def fts_query(words: str, phrase: bool = False) -> str:
+    """User words -> a safe FTS5 query: each word a quoted term (never FTS syntax).
+
+    phrase=True asks for the words side by side ("connection reset"); otherwise
+    every word must appear, the last one as a prefix so `reuse` finds REUSEADDR.
+    """
+    terms = [t.replace('"', "") for t in re.findall(r"\w+", words)[:20]]
+    if not terms:
+        return ""
+    if phrase:
+        return '"' + " ".join(terms) + '"' if len(terms) > 1 else ""
+    return " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
 
 
 def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit: int = 20) -> list[dict]:
     words = _clean(words)
     if kind and kind not in KIND_NAMES:
         raise BadQuery(f"unknown kind {kind!r}; kinds are: {', '.join(KIND_NAMES)}")
-    query = fts_query(words)
-    results: list[dict] = []
-    if query:
+    results: dict[str, dict] = {}
+    # Entries where the words stand together come first, then those that merely hold them all.
+    for query in (fts_query(words, phrase=True), fts_query(words)):
+        if not query or len(results) >= limit:
+            continue
         rows = conn.execute(
             "select s.id, s.kind, s.name, s.summary, "
             "snippet(search_fts, -1, '[', ']', ' … ', 12) as snippet, "
-            # names and aliases weigh most, then titles, messages, summaries, bodies
+            # names and aliases weigh most, then titles, error messages, summaries, bodies
             "bm25(search_fts, 10.0, 8.0, 4.0, 2.0, 1.0, 3.0, 0.5) as rank "
             "from search_fts join search s on s.rowid = search_fts.rowid "
             "where search_fts match ? and (? is null or s.kind = ?) order by rank limit ?",
             (query, kind, kind, limit)).fetchall()
-        results = [{"id": r["id"], "kind": r["kind"], "name": r["name"], "summary": r["summary"],
-                    "snippet": r["snippet"], "score": round(-r["rank"], 3)} for r in rows]
+        for r in rows:
+            results.setdefault(r["id"], {"id": r["id"], "kind": r["kind"], "name": r["name"],
+                                         "summary": r["summary"], "snippet": r["snippet"],
+                                         "score": round(-r["rank"], 3)})
+    results = list(results.values())[:limit]
     if not results:  # a fragment of a name, like CONNRES
         like = "%" + re.sub(r"[%_\\]", lambda m: "\\" + m.group(0), words.upper()) + "%"
         rows = conn.execute(
