@@ -7,7 +7,6 @@ Every function returns plain dicts shaped exactly as `--json` prints them.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import sqlite3
@@ -173,6 +172,8 @@ def _by_name(conn: sqlite3.Connection, kind: str, name: str) -> str | None:
 
 def suggest(conn: sqlite3.Connection, query: str, kind: str | None = None) -> list[str]:
     """The closest ids to a query that found nothing."""
+    import difflib  # only a miss pays for it
+
     rows = conn.execute(
         "select e.id, e.name from entries e where ?1 is null or e.kind = ?1 union all "
         "select e.id, a.alias from aliases a join entries e on e.id = a.entry_id "

@@ -50,15 +50,27 @@ def db_path(kb: Path | None = None) -> Path:
 
 def note_paths(kb: Path) -> list[Path]:
     """Every note file: kb/<dir>/<name>.md (kb/README.md is not a note)."""
-    return sorted(p for p in kb.glob("*/*.md") if p.is_file())
+    return [kb / rel for rel in _note_names(str(kb))]
+
+
+def _note_names(kb: str) -> list[str]:
+    # os.scandir rather than pathlib: this runs on every lookup of an installed copy.
+    names = []
+    with os.scandir(kb) as kinds:
+        for kind in kinds:
+            if kind.is_dir():
+                with os.scandir(kind.path) as files:
+                    names += [f"{kind.name}/{f.name}" for f in files
+                              if f.name.endswith(".md") and f.is_file()]
+    return sorted(names)
 
 
 def content_hash(kb: Path) -> str:
     """A digest of every note's path and bytes: the key of a built database."""
     digest = hashlib.blake2b(digest_size=16)
-    for path in note_paths(kb):
-        digest.update(path.relative_to(kb).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for rel in _note_names(str(kb)):
+        with open(os.path.join(kb, rel), "rb") as f:
+            digest.update(rel.encode() + b"\0" + f.read() + b"\0")
     return digest.hexdigest()
 
 
