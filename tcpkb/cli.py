@@ -7,16 +7,12 @@ their modules only when called.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import lookup, output
+from . import answer, lookup, output
 
 app = typer.Typer(
     add_completion=False,
@@ -29,44 +25,6 @@ app = typer.Typer(
 
 JSON = typer.Option(False, "--json", help="Print JSON with the public ids instead of text.")
 BRIEF = typer.Option(False, "--brief", "-b", help="Only the headline and the summaries.")
-
-
-@contextmanager
-def answering(as_json: bool):
-    """Turn lookup outcomes into exit codes and one-line messages, never tracebacks."""
-    try:
-        from .paths import ensure_db
-
-        with lookup.connect(ensure_db()) as conn:
-            yield conn
-    except lookup.NotFound as e:
-        if as_json:
-            output.print_json({"error": str(e), "suggestions": e.suggestions})
-        output.fail(str(e), e.suggestions)
-        raise typer.Exit(1)
-    except lookup.BadQuery as e:
-        output.fail(str(e))
-        raise typer.Exit(2)
-    except sqlite3.Error as e:
-        output.fail(f"cannot read the database: {e}; run `tcpkb build`")
-        raise typer.Exit(1)
-    except Exception as e:  # a first-use build that met a broken note
-        from .build import BuildError
-
-        if not isinstance(e, BuildError):
-            raise
-        for p in e.problems[:10]:
-            output.echo(str(p), err=True)
-        output.fail(f"there is no database yet and the notes do not build ({len(e.problems)} "
-                    "problem(s)); fix them (`tcpkb lint`) and run `tcpkb build`")
-        raise typer.Exit(1)
-
-
-def _answer(found: lookup.Found, as_json: bool, brief: bool) -> None:
-    if as_json:
-        output.print_json(found.as_json())
-    else:
-        output.print_found(found, brief=brief)
 
 
 # Negative numbers (-104, as system calls return them) are values, not options.
@@ -82,8 +40,7 @@ def errno(
     brief: bool = BRIEF,
 ) -> None:
     """Look up an errno by number or name."""
-    with answering(as_json) as conn:
-        _answer(lookup.find_errno(conn, code, os_, arch), as_json, brief)
+    raise typer.Exit(answer.find("errno", code, as_json, brief, os_=os_, arch=arch))
 
 
 @app.command(context_settings=NUMERIC)
@@ -94,8 +51,7 @@ def signal(
     brief: bool = BRIEF,
 ) -> None:
     """Look up a signal by number, name or shell exit status."""
-    with answering(as_json) as conn:
-        _answer(lookup.find_signal(conn, sig, arch), as_json, brief)
+    raise typer.Exit(answer.find("signal", sig, as_json, brief, arch=arch))
 
 
 @app.command()
@@ -105,8 +61,7 @@ def state(
     brief: bool = BRIEF,
 ) -> None:
     """Look up a TCP state by any spelling (RFC, kernel, ss, netstat) or number."""
-    with answering(as_json) as conn:
-        _answer(lookup.find_state(conn, name), as_json, brief)
+    raise typer.Exit(answer.find("state", name, as_json, brief))
 
 
 @app.command()
@@ -116,8 +71,7 @@ def flag(
     brief: bool = BRIEF,
 ) -> None:
     """Look up a TCP flag, or a combination as tcpdump prints it."""
-    with answering(as_json) as conn:
-        _answer(lookup.find_flag(conn, name), as_json, brief)
+    raise typer.Exit(answer.find("flag", name, as_json, brief))
 
 
 @app.command()
@@ -127,8 +81,7 @@ def show(
     brief: bool = BRIEF,
 ) -> None:
     """Show one entry by its public id."""
-    with answering(as_json) as conn:
-        _answer(lookup.show(conn, entry_id), as_json, brief)
+    raise typer.Exit(answer.find("show", entry_id, as_json, brief))
 
 
 @app.command("list")
@@ -137,9 +90,11 @@ def list_(
     as_json: bool = JSON,
 ) -> None:
     """List every entry of a kind."""
-    with answering(as_json) as conn:
+    def action(conn) -> None:
         entries = lookup.list_kind(conn, kind.lower())
         output.print_json(entries) if as_json else output.print_list(entries)
+
+    raise typer.Exit(answer.run(action, as_json))
 
 
 @app.command()
@@ -151,7 +106,8 @@ def search(
 ) -> None:
     """Full-text search over names, aliases, messages, summaries and bodies."""
     text = " ".join(words)
-    with answering(as_json) as conn:
+
+    def action(conn) -> None:
         results = lookup.search(conn, text, kind, limit)
         if as_json:
             output.print_json({"query": text, "results": results})
@@ -159,6 +115,8 @@ def search(
             output.print_search(results)
         if not results:
             raise lookup.NotFound(f"nothing matches {text!r}", lookup.suggest(conn, text))
+
+    raise typer.Exit(answer.run(action, as_json))
 
 
 @app.command()
@@ -205,13 +163,3 @@ def build(
         raise typer.Exit(1)
     output.echo(f"built {target}: {counts['entries']} entries, {counts['messages']} messages, "
                 f"{counts['transitions']} transitions")
-
-
-def main() -> None:
-    """Console entry point: a closed pipe (`tcpkb list errno | head -1`) ends quietly."""
-    try:
-        app()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)

@@ -1,35 +1,45 @@
 """How answers look in a terminal: colour and layout on a TTY, plain text in a pipe.
 
-Typer (its bundled click) strips the styles itself when stdout is not a
-terminal or NO_COLOR is set, so the same code serves both.
+Styles are plain ANSI sequences, stripped at the last moment when the stream
+is not a terminal or NO_COLOR is set. This module stays free of Typer so the
+lookup fast path in main.py can print without loading it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-
-import typer
 
 from .lookup import Found
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _wants_colour(stream) -> bool:
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+
 
 def echo(text: str = "", err: bool = False) -> None:
-    color = None if not os.environ.get("NO_COLOR") else False
-    typer.echo(text, err=err, color=color)
+    stream = sys.stderr if err else sys.stdout
+    stream.write((text if _wants_colour(stream) else _ANSI.sub("", text)) + "\n")
+
+
+def style(text: str, *codes: str) -> str:
+    return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
 
 
 def bold(text: str) -> str:
-    return typer.style(text, bold=True)
+    return style(text, "1")
 
 
 def dim(text: str) -> str:
-    return typer.style(text, dim=True)
+    return style(text, "2")
 
 
 def accent(text: str) -> str:
-    return typer.style(text, fg="cyan", bold=True)
+    return style(text, "1", "36")  # bold cyan
 
 
 def print_json(data) -> None:
@@ -105,8 +115,8 @@ def print_found(found: Found, brief: bool = False) -> None:
     echo(e["summary_zh"])
     if found.also:
         for a in found.also:
-            echo(typer.style(f"also: {a['name']} ({a['id']}) has this number on "
-                             f"{', '.join(a['platforms'])}", fg="yellow"))
+            echo(style(f"also: {a['name']} ({a['id']}) has this number on "
+                       f"{', '.join(a['platforms'])}", "33"))  # yellow
     if brief:
         return
     echo()
@@ -159,7 +169,3 @@ def fail(message: str, suggestions: list[str] | None = None) -> None:
     echo(f"tcpkb: {message}", err=True)
     if suggestions:
         echo(f"closest: {', '.join(suggestions)}", err=True)
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

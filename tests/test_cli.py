@@ -182,15 +182,37 @@ def test_fts_syntax_is_harmless(cli, words):
     assert "Traceback" not in result.output
 
 
-def test_plain_when_piped_colour_on_a_tty(kb_db, monkeypatch):
-    from typer.testing import CliRunner
+def test_plain_when_piped_colour_on_a_tty(kb_db):
+    import pty
 
-    from tcpkb.cli import app
-
-    monkeypatch.setenv("TCPKB_DB", str(kb_db))
-    runner = CliRunner()
-    assert "\x1b[" not in runner.invoke(app, ["errno", "104"]).stdout
-    assert "\x1b[" in runner.invoke(app, ["errno", "104"], color=True).stdout
+    env = dict(os.environ, TCPKB_DB=str(kb_db))
+    env.pop("NO_COLOR", None)
+    piped = subprocess.run([sys.executable, "-m", "tcpkb", "errno", "104"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and "\x1b[" not in piped.stdout
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tcpkb", "errno", "104", "--brief"], env=env,
+                              stdout=follower, stderr=subprocess.PIPE, timeout=60)
+        os.close(follower)
+        follower = None
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
+    assert proc.returncode == 0 and b"\x1b[" in out
+    no_color = subprocess.run([sys.executable, "-m", "tcpkb", "errno", "104"], capture_output=True,
+                              env=dict(env, NO_COLOR="1"), text=True, timeout=60)
+    assert "\x1b[" not in no_color.stdout
 
 
 def test_closed_pipe_is_quiet(kb_db):

@@ -38,7 +38,7 @@ def test_first_use_builds_a_cache_keyed_by_content(unpacked_wheel, tmp_path):
     site, _ = unpacked_wheel
     env = {k: v for k, v in os.environ.items() if not k.startswith("TCPKB_")}
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONSAFEPATH="1")
-    run = [sys.executable, "-c", "from tcpkb.cli import main; main()", "errno", "104", "--brief"]
+    run = [sys.executable, "-c", "from tcpkb.main import main; main()", "errno", "104", "--brief"]
     first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "ECONNRESET" in first.stdout and "built" in first.stderr

@@ -1,0 +1,57 @@
+"""Answer a lookup: open the database, run the query, print, and give the exit status.
+
+Shared by the Typer commands (cli.py) and the fast path (main.py), so the two
+print the same thing and exit the same way: 0 found, 1 not found, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+from . import lookup, output
+
+
+def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> int:
+    """Call action(conn) on the database; turn every expected failure into a message and a status."""
+    try:
+        from .paths import ensure_db
+
+        with lookup.connect(ensure_db()) as conn:
+            action(conn)
+        return 0
+    except lookup.NotFound as e:
+        if as_json:
+            output.print_json({"error": str(e), "suggestions": e.suggestions})
+        output.fail(str(e), e.suggestions)
+        return 1
+    except lookup.BadQuery as e:
+        output.fail(str(e))
+        return 2
+    except sqlite3.Error as e:
+        output.fail(f"cannot read the database: {e}; run `tcpkb build`")
+        return 1
+    except Exception as e:  # a first-use build that met a broken note
+        from .build import BuildError
+
+        if not isinstance(e, BuildError):
+            raise
+        for p in e.problems[:10]:
+            output.echo(str(p), err=True)
+        output.fail(f"there is no database yet and the notes do not build ({len(e.problems)} "
+                    "problem(s)); fix them (`tcpkb lint`) and run `tcpkb build`")
+        return 1
+
+
+def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **platform) -> int:
+    """Look up one entry of a kind (or any kind, for `show`) and print it."""
+    finder = lookup.show if kind == "show" else lookup.FINDERS[kind]
+
+    def action(conn: sqlite3.Connection) -> None:
+        found = finder(conn, query, **platform)
+        if as_json:
+            output.print_json(found.as_json())
+        else:
+            output.print_found(found, brief=brief)
+
+    return run(action, as_json)

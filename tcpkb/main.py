@@ -1,0 +1,67 @@
+"""The `tcpkb` console entry point.
+
+The plain lookups — `tcpkb errno 104`, `tcpkb state TIME_WAIT --json` — are
+answered here without importing Typer, whose import alone costs several times
+a bare Python start-up; they go through the same answer.find as the Typer
+commands, and tests/test_main.py checks that both print the same. Anything
+else (help, other commands, an option this parser does not know, bad usage)
+goes to the Typer app in cli.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+LOOKUPS = {"errno": ("--os", "--arch"), "signal": ("--arch",), "state": (), "flag": (), "show": ()}
+_NUMBER = re.compile(r"-\d+|-0[xX][0-9a-fA-F]+")
+
+
+def plain_lookup(argv: list[str]) -> dict | None:
+    """argv as find() arguments when it is a plain lookup, else None (Typer decides)."""
+    if not argv or argv[0] not in LOOKUPS:
+        return None
+    kind, rest = argv[0], argv[1:]
+    call: dict = {"kind": kind, "as_json": False, "brief": False}
+    query = None
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--json":
+            call["as_json"] = True
+        elif arg in ("--brief", "-b"):
+            call["brief"] = True
+        elif arg in LOOKUPS[kind] and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            call[arg.lstrip("-") + ("_" if arg == "--os" else "")] = rest[i + 1]
+            i += 1
+        elif arg.startswith("-") and not _NUMBER.fullmatch(arg):
+            return None  # --help, --os=darwin, a typo: Typer's job
+        elif query is None:
+            query = arg
+        else:
+            return None  # two queries: bad usage, reported by Typer
+        i += 1
+    if query is None or (kind not in ("errno", "signal") and _NUMBER.fullmatch(query)):
+        return None
+    call["query"] = query
+    return call
+
+
+def main() -> None:
+    try:
+        call = plain_lookup(sys.argv[1:])
+        if call is not None:
+            from .answer import find
+
+            sys.stdout.flush()
+            status = find(**call)
+            sys.stdout.flush()
+            sys.exit(status)
+        from .cli import app
+
+        app()
+    except BrokenPipeError:
+        # `tcpkb list errno | head -1`: point stdout at /dev/null so the final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
