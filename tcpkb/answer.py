@@ -7,9 +7,12 @@ print the same thing and exit the same way: 0 found, 1 not found, 2 bad usage.
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from . import lookup, output
+
+if TYPE_CHECKING:  # typing's runtime import is not free on the lookup path
+    from collections.abc import Callable
 
 
 def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> int:

@@ -127,7 +127,7 @@ def lint(
     from .lint import lint as run_lint
     from .paths import kb_dir
 
-    kb = kb or kb_dir()
+    kb = kb or Path(kb_dir())
     if not kb.is_dir():
         output.fail(f"{kb} is not a directory")
         raise typer.Exit(2)
@@ -149,8 +149,8 @@ def build(
     from .build import BuildError, build as run_build
     from .paths import db_path, kb_dir
 
-    kb = kb or kb_dir()
-    target = db or db_path(kb)
+    kb = kb or Path(kb_dir())
+    target = db or Path(db_path(kb))
     if not kb.is_dir():
         output.fail(f"{kb} is not a directory")
         raise typer.Exit(2)

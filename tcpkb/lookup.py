@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass, field
-from pathlib import Path
 
 KIND_NAMES = ("errno", "signal", "state", "flag")
 ERRNO_PLATFORMS = ("linux", "alpha", "mips", "sparc", "parisc", "powerpc", "darwin", "freebsd", "windows")
@@ -29,13 +27,13 @@ class BadQuery(Exception):
     """The query cannot mean anything (empty, too long, an unknown platform)."""
 
 
-@dataclass
 class Found:
     """A lookup answer: the entry, and remarks on how the query was read."""
 
-    entry: dict
-    notes: list[str] = field(default_factory=list)
-    also: list[dict] = field(default_factory=list)
+    def __init__(self, entry: dict, notes: list[str] | None = None, also: list[dict] | None = None):
+        self.entry = entry
+        self.notes = notes or []
+        self.also = also or []
 
     def as_json(self) -> dict:
         out = dict(self.entry)
@@ -46,7 +44,7 @@ class Found:
         return out
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     return conn

@@ -16,7 +16,7 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from .paths import note_paths
+from .paths import note_names
 
 try:  # the C loader is several times faster on 200 notes
     from yaml import CSafeLoader as _Loader
@@ -117,7 +117,7 @@ def load(kb: Path) -> tuple[list[Note], list[NoteError]]:
     """Parse every note; return the notes that parsed and the errors of those that did not."""
     md = markdown()
     notes, errors = [], []
-    for path in note_paths(kb):
+    for path in (kb / rel for rel in note_names(kb)):
         try:
             notes.append(parse(path, md))
         except NoteError as e:

@@ -7,6 +7,9 @@ Two layouts:
   database built on first use into a cache file named after the notes'
   content hash, so a new release never reads an old database.
 TCPKB_KB and TCPKB_DB override both (tests use them).
+
+Paths here are plain strings and os.path, not pathlib: this module is on the
+path of every lookup, and importing pathlib would cost more than the lookup.
 """
 
 from __future__ import annotations
@@ -14,47 +17,41 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = os.path.dirname(os.path.realpath(__file__))
 
 
-def checkout_root() -> Path | None:
-    root = PACKAGE.parent
-    if (root / "pyproject.toml").is_file() and (root / "kb").is_dir():
+def checkout_root() -> str | None:
+    root = os.path.dirname(PACKAGE)
+    if os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isdir(os.path.join(root, "kb")):
         return root
     return None
 
 
-def kb_dir() -> Path:
+def kb_dir() -> str:
     if env := os.environ.get("TCPKB_KB"):
-        return Path(env)
+        return env
     root = checkout_root()
-    return root / "kb" if root else PACKAGE / "kb"
+    return os.path.join(root or PACKAGE, "kb")
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tcpkb"
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tcpkb")
 
 
-def db_path(kb: Path | None = None) -> Path:
+def db_path(kb: str | os.PathLike | None = None) -> str:
     """The database the lookups read (it may not exist yet)."""
     if env := os.environ.get("TCPKB_DB"):
-        return Path(env)
+        return env
     root = checkout_root()
     if root and not os.environ.get("TCPKB_KB"):
-        return root / "data" / "tcpkb.db"
-    return cache_dir() / f"tcpkb-{content_hash(kb or kb_dir())[:16]}.db"
+        return os.path.join(root, "data", "tcpkb.db")
+    return os.path.join(cache_dir(), f"tcpkb-{content_hash(kb or kb_dir())[:16]}.db")
 
 
-def note_paths(kb: Path) -> list[Path]:
-    """Every note file: kb/<dir>/<name>.md (kb/README.md is not a note)."""
-    return [kb / rel for rel in _note_names(str(kb))]
-
-
-def _note_names(kb: str) -> list[str]:
-    # os.scandir rather than pathlib: this runs on every lookup of an installed copy.
+def note_names(kb: str | os.PathLike) -> list[str]:
+    """Every note file as 'kind/NAME.md' relative to kb/ (kb/README.md is not a note)."""
     names = []
     with os.scandir(kb) as kinds:
         for kind in kinds:
@@ -65,16 +62,16 @@ def _note_names(kb: str) -> list[str]:
     return sorted(names)
 
 
-def content_hash(kb: Path) -> str:
+def content_hash(kb: str | os.PathLike) -> str:
     """A digest of every note's path and bytes: the key of a built database."""
     digest = hashlib.blake2b(digest_size=16)
-    for rel in _note_names(str(kb)):
+    for rel in note_names(kb):
         with open(os.path.join(kb, rel), "rb") as f:
             digest.update(rel.encode() + b"\0" + f.read() + b"\0")
     return digest.hexdigest()
 
 
-def warn_if_stale(path: Path) -> None:
+def warn_if_stale(path: str) -> None:
     """In a checkout, say so when kb/ has changed since the database was built."""
     import sqlite3
 
@@ -87,20 +84,23 @@ def warn_if_stale(path: Path) -> None:
         print(f"tcpkb: kb/ has changed since {path} was built; run `tcpkb build`", file=sys.stderr)
 
 
-def ensure_db() -> Path:
+def ensure_db() -> str:
     """Return a built database, building it first if there is none."""
     path = db_path()
-    if path.exists():
+    if os.path.exists(path):
         if checkout_root() and not os.environ.get("TCPKB_DB"):
             warn_if_stale(path)
         return path
+    from pathlib import Path
+
     from .build import build  # the heavy imports, only on a cold start
 
     kb = kb_dir()
-    build(kb, path)
-    if path.parent == cache_dir():  # drop databases of notes that no longer exist
-        for old in path.parent.glob("tcpkb-*.db"):
-            if old != path:
-                old.unlink(missing_ok=True)
+    build(Path(kb), Path(path))
+    folder = os.path.dirname(path)
+    if folder == cache_dir():  # drop databases of notes that no longer exist
+        for old in os.listdir(folder):
+            if old.startswith("tcpkb-") and old.endswith(".db") and old != os.path.basename(path):
+                os.unlink(os.path.join(folder, old))
     print(f"tcpkb: built {path} from {kb}", file=sys.stderr)
     return path
