@@ -145,8 +145,11 @@ def test_list(cli, kind, minimum):
 def test_search(cli):
     data = json.loads(cli("search", "connection", "reset", "--json").stdout)
     assert "errno:ECONNRESET" in [r["id"] for r in data["results"][:3]]
-    data = json.loads(cli("search", "reuseaddr", "--json").stdout)
-    assert data["results"]
+    for words in ("SO_REUSEADDR", "reuseaddr", "so_reuseaddr"):
+        data = json.loads(cli("search", words, "--json").stdout)
+        assert data["results"][0]["id"] == "errno:EADDRINUSE", words
+    data = json.loads(cli("search", "ECONNRESET", "--json").stdout)
+    assert data["results"][0]["id"] == "errno:ECONNRESET"
     data = json.loads(cli("search", "broken pipe", "--json").stdout)
     assert {"errno:EPIPE", "signal:SIGPIPE"} <= {r["id"] for r in data["results"][:5]}
 
