@@ -145,6 +145,7 @@ def print_combination(e: dict) -> None:
 
 
 def print_list(entries: list[dict]) -> None:
+    width = max((len(e["name"]) for e in entries), default=0) + 1
     for e in entries:
         kind = e["kind"]
         if kind == "errno":
@@ -155,7 +156,7 @@ def print_list(entries: list[dict]) -> None:
             key = f"{e['number']:>2} {e['hex']}"
         else:
             key = f"{e['hex']} {e['letter']}"
-        echo(f"{key}  {accent(e['name'].ljust(16))} {e['title']}")
+        echo(f"{key}  {accent(e['name'].ljust(width))} {e['title']}")
 
 
 def print_search(results: list[dict]) -> None:
