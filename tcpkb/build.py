@@ -81,6 +81,8 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, 
             "aliases": " ".join(m.get("aliases") or []), "title": m["title"],
             "summary": m["summary"], "summary_zh": m["summary_zh"],
             "messages": "\n".join(m.get("seen_as") or []), "body": note.body,
+            # tcpkb is about sockets: the entries a socket program meets rank first
+            "boost": 2.0 if m.get("socket") or note.kind in ("state", "flag") else 1.0,
         })
     for table, batch in rows.items():
         if batch:
@@ -195,7 +197,8 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     ):
         db[table].create(cols, pk="id", foreign_keys=[("id", "entries", "id")])
     db["search"].create({"id": str, "kind": str, "name": str, "aliases": str, "title": str,
-                         "summary": str, "summary_zh": str, "messages": str, "body": str}, pk="id")
+                         "summary": str, "summary_zh": str, "messages": str, "body": str,
+                         "boost": float}, pk="id")
     for table, column in (("aliases", "alias"), ("errno_numbers", "number"),
                           ("signal_numbers", "number"), ("aliases", "entry_id"),
                           ("messages", "entry_id"), ("links", "src")):

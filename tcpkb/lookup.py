@@ -404,7 +404,7 @@ def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit:
             "select s.id, s.kind, s.name, s.summary, "
             "snippet(search_fts, -1, '[', ']', ' … ', 12) as snippet, "
             # names and aliases weigh most, then titles, error messages, summaries, bodies
-            "bm25(search_fts, 10.0, 8.0, 4.0, 2.0, 1.0, 3.0, 0.5) as rank "
+            "bm25(search_fts, 10.0, 8.0, 4.0, 2.0, 1.0, 3.0, 0.5) * s.boost as rank "
             "from search_fts join search s on s.rowid = search_fts.rowid "
             "where search_fts match ? and (? is null or s.kind = ?) order by rank limit ?",
             (query, kind, kind, limit)).fetchall()
