@@ -6,7 +6,7 @@ step. Types are checked by `check_type`, so a new field needs one line here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 LINUX_ABIS = ("alpha", "mips", "sparc", "parisc", "powerpc")
 OTHER_OSES = ("darwin", "freebsd", "windows")

@@ -8,7 +8,6 @@ knowledge base that shows each one).
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 

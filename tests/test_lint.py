@@ -11,7 +11,7 @@ import pytest
 from tcpkb.kinds import KINDS
 from tcpkb.lint import CODES, lint
 
-from .conftest import FIXTURES, KB, ROOT
+from .conftest import FIXTURES, KB
 
 LINT = FIXTURES / "lint"
 
