@@ -15,6 +15,7 @@ import re
 import sys
 
 LOOKUPS = {"errno": ("--os", "--arch"), "signal": ("--arch",), "state": (), "flag": (), "show": ()}
+OPTION_ARGS = {"--os": "os_", "--arch": "arch"}  # option -> find() keyword
 _NUMBER = re.compile(r"-\d+|-0[xX][0-9a-fA-F]+")
 
 
@@ -33,7 +34,7 @@ def plain_lookup(argv: list[str]) -> dict | None:
         elif arg in ("--brief", "-b"):
             call["brief"] = True
         elif arg in LOOKUPS[kind] and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
-            call[arg.lstrip("-") + ("_" if arg == "--os" else "")] = rest[i + 1]
+            call[OPTION_ARGS[arg]] = rest[i + 1]
             i += 1
         elif arg.startswith("-") and not _NUMBER.fullmatch(arg):
             return None  # --help, --os=darwin, a typo: Typer's job
@@ -54,7 +55,6 @@ def main() -> None:
         if call is not None:
             from .answer import find
 
-            sys.stdout.flush()
             status = find(**call)
             sys.stdout.flush()
             sys.exit(status)
