@@ -108,6 +108,15 @@ KINDS: dict[str, Kind] = {
         required_sections=("Meaning", "When the kernel sets it", "How to see it"),
         unique="bit",
     ),
+    "claim": Kind(
+        "claim",
+        {
+            **COMMON,
+            "verdict": Field("str", required=True, choices=("confirmed", "refuted", "depends")),
+        },
+        sections=("The claim", "What the kernel does", "What to do"),
+        required_sections=("The claim", "What the kernel does"),
+    ),
 }
 
 TRANSITION_KEYS = {"to": True, "event": True, "send": False, "side": False, "rfc": False}

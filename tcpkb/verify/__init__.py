@@ -1,0 +1,57 @@
+"""Proof: scenarios that make the running kernel show a behaviour, and the runner.
+
+A scenario is a small function named for what it shows, registered with
+`@scenario(claim=..., proves=[...])`. Its claim is one sentence; `proves` are
+the entry ids it reproduces. A *check* (`level="checked"`) instead compares a
+batch of entries' facts with the live system and returns one verdict per entry.
+The modules in `tcpkb/verify/scenarios/` are imported on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    claim: str
+    proves: tuple[str, ...]
+    fn: Callable
+    module: str
+    level: str = "reproduced"  # or "checked"
+    needs: frozenset = frozenset()  # "netns", "tun"
+    timeout: float = 5.0
+    verdicts: dict = field(default_factory=dict)  # claim:<slug> -> confirmed|refuted|depends
+
+
+REGISTRY: dict[str, Scenario] = {}
+
+
+def scenario(*, claim: str, proves: list[str], needs: tuple = ("netns",), timeout: float = 5.0,
+             verdicts: dict | None = None, level: str = "reproduced"):
+    def register(fn):
+        name = fn.__name__
+        if name in REGISTRY:
+            raise ValueError(f"two scenarios named {name}")
+        REGISTRY[name] = Scenario(name, " ".join(claim.split()), tuple(proves), fn,
+                                  fn.__module__.rsplit(".", 1)[-1], level, frozenset(needs),
+                                  timeout, dict(verdicts or {}))
+        return fn
+    return register
+
+
+def check(*, claim: str, timeout: float = 10.0, needs: tuple = ()):
+    """A check returns [{'entry', 'ok', 'expected', 'observed'}…]; `proves` is what it returns."""
+    return scenario(claim=claim, proves=[], needs=needs, timeout=timeout, level="checked")
+
+
+def all_scenarios() -> dict[str, Scenario]:
+    from . import scenarios as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+    return dict(sorted(REGISTRY.items()))

@@ -1,0 +1,504 @@
+"""The lab a scenario works in: traced sockets, TCP states, packets and counters.
+
+Every socket call goes through `Lab.call`, which records the call, its result
+or errno name, and the TCP state of every socket in the lab afterwards. States
+come from TCP_INFO (byte 0 is tcpi_state) while a descriptor is open, and from
+/proc/net/tcp once it is closed: TIME_WAIT, orphaned FIN_WAIT2/LAST_ACK and
+half-open SYN_RECV connections live in kernel objects no descriptor reaches.
+
+Expectations (`expect_errno`, `expect_state`, `expect_packets` …) are recorded
+in the trace too and raise ScenarioFailed when they do not hold. Waits are
+polls bounded in time; the runner's watchdog bounds the whole scenario.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import select
+import signal
+import socket
+import struct
+import time
+
+from .capture import Capture
+from .netns import read_sysctl, set_sysctl
+
+# include/net/tcp_states.h. The `state_numbers` check holds the notes to what
+# TCP_INFO reports on live sockets; this table only decodes the byte.
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+              11: "CLOSING", 12: "NEW_SYN_RECV", 13: "BOUND_INACTIVE"}
+TCP_INFO = 11
+POLL_S = 0.005
+
+
+class ScenarioFailed(Exception):
+    """An expectation did not hold: the kernel did something else."""
+
+
+class Skip(Exception):
+    """The scenario cannot run here (no TUN, no nft …): skipped with this reason."""
+
+
+class Result:
+    """What one call returned: a value, or an errno name."""
+
+    def __init__(self, call: str, value=None, error: OSError | None = None):
+        self.call = call
+        self._value = value
+        self.errno = errno_mod.errorcode.get(error.errno) if error is not None and error.errno else None
+        self.error = None if error is None else (error.strerror or str(error))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def value(self):
+        if not self.ok:
+            raise ScenarioFailed(f"{self.call} failed: {self.errno or ''} {self.error}".strip())
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"{self.call} -> {self._value!r}" if self.ok else f"{self.call} -> {self.errno}"
+
+
+def _shown(value) -> str | int | None:
+    if value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes" if len(value) > 24 else repr(value)
+    if isinstance(value, socket.socket):
+        return f"fd {value.fileno()}"
+    if isinstance(value, TracedSocket):
+        return f"<{value.name}>"
+    if isinstance(value, tuple):
+        return ", ".join(str(_shown(v)) for v in value)
+    return repr(value)
+
+
+class TracedSocket:
+    """A socket whose calls are recorded in the lab's trace under a name."""
+
+    def __init__(self, lab: "Lab", name: str, sock: socket.socket):
+        self.lab, self.name, self.sock = lab, name, sock
+        self.local: tuple | None = None
+        self.remote: tuple | None = None
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _addresses(self) -> None:
+        try:
+            self.local = self.sock.getsockname()[:2]
+            self.remote = self.sock.getpeername()[:2]
+        except OSError:
+            pass
+
+    def bind(self, address) -> Result:
+        r = self.lab.call(self, f"bind({_addr(address)})", lambda: self.sock.bind(address))
+        self._addresses()
+        return r
+
+    def listen(self, backlog: int = 16) -> Result:
+        return self.lab.call(self, f"listen({backlog})", lambda: self.sock.listen(backlog))
+
+    def connect(self, address) -> Result:
+        r = self.lab.call(self, f"connect({_addr(address)})", lambda: self.sock.connect(address))
+        self._addresses()
+        return r
+
+    def accept(self, name: str = "server") -> Result:
+        def do():
+            conn, _ = self.sock.accept()
+            traced = self.lab.adopt(name, conn)
+            return traced
+        return self.lab.call(self, "accept()", do)
+
+    def send(self, data: bytes, flags: int = 0) -> Result:
+        return self.lab.call(self, f"send({_shown(data)}{_flags(flags)})", lambda: self.sock.send(data, flags))
+
+    def sendto(self, data: bytes, address, flags: int = 0) -> Result:
+        return self.lab.call(self, f"sendto({_shown(data)}, {_addr(address)})",
+                             lambda: self.sock.sendto(data, flags, address))
+
+    def recv(self, size: int = 65536, flags: int = 0) -> Result:
+        return self.lab.call(self, f"recv({size}{_flags(flags)})", lambda: self.sock.recv(size, flags))
+
+    def shutdown(self, how: int) -> Result:
+        name = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}[how]
+        return self.lab.call(self, f"shutdown({name})", lambda: self.sock.shutdown(how))
+
+    def close(self) -> Result:
+        self._addresses()
+        r = self.lab.call(self, "close()", self._close)
+        return r
+
+    def _close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+    def setsockopt(self, level: int, option: int, value, label: str | None = None) -> Result:
+        label = label or f"{level}, {option}"
+        return self.lab.call(self, f"setsockopt({label}, {_shown(value)})",
+                             lambda: self.sock.setsockopt(level, option, value))
+
+    def getsockopt(self, level: int, option: int, size: int | None = None, label: str | None = None) -> Result:
+        label = label or f"{level}, {option}"
+        if size is None:
+            return self.lab.call(self, f"getsockopt({label})", lambda: self.sock.getsockopt(level, option))
+        return self.lab.call(self, f"getsockopt({label})", lambda: self.sock.getsockopt(level, option, size))
+
+    def set_blocking(self, flag: bool) -> None:
+        self.sock.setblocking(flag)
+
+    def linger(self, onoff: int, seconds: int) -> Result:
+        return self.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", onoff, seconds),
+                               label=f"SO_LINGER {{{onoff}, {seconds}}}")
+
+    def state(self) -> str:
+        """The TCP state now: TCP_INFO while open, /proc/net/tcp after close."""
+        if not self.closed:
+            if self.sock.type != socket.SOCK_STREAM:
+                return "-"
+            try:
+                return TCP_STATES.get(self.sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)[0], "?")
+            except OSError:
+                return "?"
+        for row in proc_tcp():
+            if self.local and self.remote and row["local"] == self.local and row["remote"] == self.remote:
+                return row["state"]
+        return "gone"
+
+    def readable(self, timeout: float) -> bool:
+        return bool(select.select([self.sock], [], [], timeout)[0])
+
+
+def _addr(address) -> str:
+    if isinstance(address, tuple):
+        host, port = address[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return repr(address)
+
+
+def _flags(flags: int) -> str:
+    names = [n for n in ("MSG_OOB", "MSG_PEEK", "MSG_DONTWAIT", "MSG_WAITALL", "MSG_NOSIGNAL")
+             if flags & getattr(socket, n)]
+    return (", " + "|".join(names)) if names else ""
+
+
+def proc_tcp() -> list[dict]:
+    """Every row of /proc/net/tcp and tcp6 in this namespace, decoded."""
+    rows = []
+    for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            timer, when = parts[5].split(":")
+            rows.append({"local": _proc_addr(parts[1], family), "remote": _proc_addr(parts[2], family),
+                         "state": TCP_STATES.get(int(parts[3], 16), parts[3]),
+                         "timer": int(timer, 16), "timer_s": int(when, 16) / 100})
+    return rows
+
+
+def _proc_addr(text: str, family: int) -> tuple:
+    hexaddr, hexport = text.split(":")
+    raw = bytes.fromhex(hexaddr)
+    if family == socket.AF_INET:
+        raw = raw[::-1]
+    else:  # four little-endian 32-bit words
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return (socket.inet_ntop(family, raw), int(hexport, 16))
+
+
+def counters() -> dict[str, int]:
+    """/proc/net/netstat and snmp as {'TcpExtListenOverflows': n, 'TcpActiveOpens': n, …}."""
+    out: dict[str, int] = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for names, values in zip(lines[::2], lines[1::2]):
+            prefix, *keys = names.split()
+            _, *vals = values.split()
+            for k, v in zip(keys, vals):
+                if v.lstrip("-").isdigit():
+                    out[prefix.rstrip(":") + k] = int(v)
+    return out
+
+
+class Lab:
+    def __init__(self, scenario: str, isolated: bool = True):
+        self.scenario = scenario
+        self.isolated = isolated
+        self.start = time.time()
+        self.steps: list[dict] = []
+        self.sockets: list[TracedSocket] = []
+        self.sysctls: dict[str, str] = {}
+        self.peer = None
+        self.children: list[int] = []
+        self.capture = Capture(self.start) if isolated else None
+        self._counters = counters() if isolated else {}
+
+    # -- recording -------------------------------------------------------
+
+    def _ms(self) -> float:
+        return round((time.time() - self.start) * 1000, 3)
+
+    def _snapshot(self) -> dict:
+        states = {s.name: s.state() for s in self.sockets if s.sock.type == socket.SOCK_STREAM
+                  or not s.closed}
+        return {k: v for k, v in states.items() if v != "-"}
+
+    def record(self, step: dict) -> dict:
+        step = {"t_ms": self._ms(), **step, "states": self._snapshot()}
+        if self.capture:
+            self.capture.drain()
+        self.steps.append(step)
+        return step
+
+    def call(self, sock: TracedSocket | None, text: str, fn) -> Result:
+        try:
+            result = Result(text, value=fn())
+        except OSError as e:
+            result = Result(text, error=e)
+        step = {"actor": sock.name if sock else "lab", "call": text}
+        if result.ok:
+            step["result"] = _shown(result._value)
+        else:
+            step["errno"] = result.errno
+            step["error"] = result.error
+        self.record(step)
+        return result
+
+    def note(self, text: str) -> None:
+        """A step with no socket call: what a peer or the scenario did."""
+        self.record({"actor": "lab", "note": text})
+
+    # -- sockets ---------------------------------------------------------
+
+    def socket(self, name: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
+               proto: int = 0) -> TracedSocket:
+        kind = {socket.SOCK_STREAM: "SOCK_STREAM", socket.SOCK_DGRAM: "SOCK_DGRAM"}.get(type, str(type))
+        fam = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}.get(family, str(family))
+        r = self.call(None, f"{name} = socket({fam}, {kind})", lambda: socket.socket(family, type, proto))
+        return self.adopt(name, r.value)
+
+    def adopt(self, name: str, sock: socket.socket) -> TracedSocket:
+        traced = TracedSocket(self, name, sock)
+        traced._addresses()
+        self.sockets.append(traced)
+        return traced
+
+    def listener(self, name: str = "listener", address=("127.0.0.1", 0), backlog: int = 16,
+                 reuseaddr: bool = False) -> TracedSocket:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        s = self.socket(name, family)
+        if reuseaddr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, label="SO_REUSEADDR")
+        s.bind(address).value
+        s.listen(backlog).value
+        return s
+
+    def connected_pair(self, backlog: int = 16) -> tuple[TracedSocket, TracedSocket, TracedSocket]:
+        """listener, client, server: an established loopback connection."""
+        lst = self.listener(backlog=backlog)
+        cli = self.socket("client")
+        cli.connect(lst.local).value
+        srv = lst.accept("server").value
+        return lst, cli, srv
+
+    # -- the namespace ---------------------------------------------------
+
+    def sysctl(self, name: str, value) -> None:
+        if not self.isolated:
+            raise Skip(f"needs its own network namespace to set {name}")
+        set_sysctl(name, value)
+        self.sysctls[name] = read_sysctl(name)
+        self.note(f"sysctl {name} = {self.sysctls[name]}")
+
+    def counter(self, name: str) -> int:
+        """How much a /proc/net/netstat or snmp counter moved since the lab started."""
+        return counters().get(name, 0) - self._counters.get(name, 0)
+
+    def tun_peer(self, **kw):
+        from .peer import Peer
+        if not self.isolated:
+            raise Skip("the scripted peer needs its own network namespace")
+        self.peer = Peer(self, **kw)
+        return self.peer
+
+    def fork(self, child, timeout: float = 2.0) -> dict:
+        """Run `child()` in a forked process; return how it ended (bounded, always reaped)."""
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                child()
+            except BaseException:
+                code = 70
+            os._exit(code)
+        self.children.append(pid)
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(POLL_S)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        self.children.remove(pid)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            how = {"signal": signal.Signals(sig).name, "signal_number": sig}
+        else:
+            how = {"exit_code": os.WEXITSTATUS(status)}
+        self.record({"actor": "lab", "note": "child process ended", "result": how})
+        return how
+
+    # -- waiting ---------------------------------------------------------
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, 10.0))
+
+    def wait_for(self, predicate, timeout: float, what: str) -> float:
+        """Poll until predicate() is true; return seconds waited or fail after `timeout`."""
+        began = time.monotonic()
+        while True:
+            if predicate():
+                waited = time.monotonic() - began
+                self.record({"actor": "lab", "note": f"waited {waited:.3f} s for {what}"})
+                return waited
+            if time.monotonic() - began > timeout:
+                self.fail(f"gave up after {timeout} s waiting for {what}")
+            time.sleep(POLL_S)
+
+    def wait_state(self, sock: TracedSocket, state: str, timeout: float = 2.0) -> float:
+        return self.wait_for(lambda: sock.state() == state, timeout, f"{sock.name} to reach {state}")
+
+    # -- expectations ----------------------------------------------------
+
+    def fail(self, message: str):
+        self.record({"actor": "lab", "expect": message, "ok": False})
+        raise ScenarioFailed(message)
+
+    def expect(self, condition: bool, message: str) -> None:
+        if not condition:
+            self.fail(message)
+        self.record({"actor": "lab", "expect": message, "ok": True})
+
+    def expect_errno(self, result: Result, name: str) -> None:
+        self.expect(result.errno == name, f"{result.call} fails with {name} (got {result.errno or 'success'})")
+
+    def expect_ok(self, result: Result) -> None:
+        self.expect(result.ok, f"{result.call} succeeds (got {result.errno or 'success'})")
+
+    def expect_state(self, sock: TracedSocket, state: str) -> None:
+        now = sock.state()
+        self.expect(now == state, f"{sock.name} is {state} (got {now})")
+
+    def expect_counter(self, name: str, at_least: int = 1) -> int:
+        moved = self.counter(name)
+        self.expect(moved >= at_least, f"{name} rose by at least {at_least} (rose by {moved})")
+        return moved
+
+    def packets(self) -> list[dict]:
+        if self.capture is None:
+            return []
+        self.capture.drain()
+        return self.capture.packets
+
+    def expect_packets(self, *patterns: str, timeout: float = 1.0) -> list[dict]:
+        """Each pattern is 'WHO FLAGS' ('client S', 'server R.'); '*' before FLAGS means
+        'has these flags among others'. They must appear in this order, not necessarily
+        next to each other (loopback may merge an ACK into a FIN)."""
+        if self.capture is None:
+            raise Skip("packet capture needs its own network namespace")
+        matched: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            matched = self._match(patterns)
+            if len(matched) == len(patterns) or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S)
+        got = " ".join(f"{p['from']}:{p['flags']}" for p in self._labelled())
+        self.expect(len(matched) == len(patterns),
+                    f"packets in order: {', '.join(patterns)} (wire: {got or 'nothing'})")
+        return matched
+
+    def _match(self, patterns) -> list[dict]:
+        packets = self._labelled()
+        matched, i = [], 0
+        for pattern in patterns:
+            who, flags = pattern.split()
+            contains = flags.startswith("*")
+            flags = flags.lstrip("*")
+            while i < len(packets):
+                p = packets[i]
+                i += 1
+                if p.get("proto") != "tcp" or p["from"] != who:
+                    continue
+                if (set(flags) <= set(p["flags"])) if contains else p["flags"] == flags:
+                    matched.append(p)
+                    break
+            else:
+                break
+        return matched
+
+    def _who(self, address: tuple, other: tuple) -> str:
+        """The lab's name for the socket at `address` talking to `other`."""
+        for s in self.sockets:  # a connected socket is named by its four-tuple
+            if s.local and s.remote and tuple(s.local) == address and tuple(s.remote) == other:
+                return s.name
+        for s in self.sockets:  # then a listener or a socket that is only bound
+            if s.local and tuple(s.local) == address:
+                return s.name
+        return _addr(address)
+
+    def _labelled(self) -> list[dict]:
+        peer_ip = self.peer.address if self.peer else None
+        out = []
+        for p in self.packets():
+            if p.get("proto") == "tcp":
+                src, dst = (p["src"], p["sport"]), (p["dst"], p["dport"])
+                p["from"] = "peer" if p["src"] == peer_ip else self._who(src, dst)
+                p["to"] = "peer" if p["dst"] == peer_ip else self._who(dst, src)
+            else:
+                p["from"], p["to"] = p["src"], p["dst"]
+            out.append(p)
+        return out
+
+    # -- the end ---------------------------------------------------------
+
+    def finish(self) -> dict:
+        """Close what is left, reap children, and return the trace."""
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        packets = self._labelled() if self.capture else []
+        for s in self.sockets:
+            if not s.closed:
+                s.sock.close()
+        if self.peer:
+            self.peer.close()
+        if self.capture:
+            self.capture.close()
+        moved = {}
+        if self.isolated:
+            now = counters()
+            moved = {k: now[k] - self._counters.get(k, 0) for k in sorted(now)
+                     if now[k] != self._counters.get(k, 0) and k.startswith("TcpExt")}
+        return {"steps": self.steps, "packets": packets, "counters": moved, "sysctls": self.sysctls,
+                "sockets": {s.name: {"local": _addr(s.local) if s.local else None,
+                                     "remote": _addr(s.remote) if s.remote else None}
+                            for s in self.sockets}}

@@ -1,0 +1,1 @@
+"""One module per area; one function per behaviour, named for what it shows."""
