@@ -2,7 +2,7 @@ import json, sys, time
 from tcpkb.verify import all_scenarios
 from tcpkb.verify.runner import run
 s = all_scenarios()
-names = sys.argv[1:] or list(s)
+names = [a for a in sys.argv[1:] if not a.startswith("-")] or list(s)
 t = time.time()
 res = run([s[n] for n in names], jobs=2)
 for r in res:

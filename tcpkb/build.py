@@ -58,7 +58,7 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, 
     rows: dict[str, list[dict]] = {t: [] for t in (
         "entries", "sections", "aliases", "messages", "links", "errno", "errno_numbers",
         "signals", "signal_numbers", "states", "transitions", "flags", "flag_combinations",
-        "search")}
+        "claims", "search")}
     for note in notes:
         m = note.meta
         rows["entries"].append({
@@ -90,12 +90,60 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, 
     db["search"].enable_fts(
         ["name", "aliases", "title", "summary", "summary_zh", "messages", "body"],
         fts_version="FTS5", tokenize="unicode61 remove_diacritics 2")
+    counts = _write_proof(db, {n.id for n in notes})
     db["meta"].insert_all([
         {"key": "notes_hash", "value": content_hash(kb)},
         {"key": "tcpkb_version", "value": __version__},
         {"key": "built_at", "value": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
     ], pk="key")
-    return {table: db[table].count for table in rows}
+    return {**{table: db[table].count for table in rows}, **counts}
+
+
+def _write_proof(db: sqlite_utils.Database, entry_ids: set[str]) -> dict[str, int]:
+    """The scenarios in the package, and every verification result file found."""
+    import sys
+
+    from .verify import all_scenarios, results
+
+    scenarios = {s.name: {"name": s.name, "module": s.module, "level": s.level, "claim": s.claim,
+                          "needs": " ".join(sorted(s.needs)), "timeout_s": s.timeout}
+                 for s in all_scenarios().values()}
+    links = [{"scenario": s.name, "entry_id": e, "verdict": s.verdicts.get(e)}
+             for s in all_scenarios().values() for e in s.proves]
+    runs, verifications, unknown = [], [], set()
+    for r in results.load_all():
+        scenarios.setdefault(r["scenario"], {"name": r["scenario"], "module": r.get("module"),
+                                             "level": r["level"], "claim": r["claim"],
+                                             "needs": None, "timeout_s": None})
+        run_id = f"{r['scenario']}@{r['kernel']}-{r['arch']}"
+        runs.append({"id": run_id, "scenario": r["scenario"], "kernel": r["kernel"], "arch": r["arch"],
+                     "time": r["time"], "status": r["status"], "reason": r["reason"],
+                     "duration_ms": r["duration_ms"], "file": r["file"],
+                     "trace": json.dumps(r["trace"], ensure_ascii=False)})
+        if r["level"] == "checked":
+            proved = [(e["entry"], e["ok"], {k: e[k] for k in ("expected", "observed", "compared", "unchecked")})
+                      for e in r.get("entries") or [] if e["ok"] is not None]
+        elif r["status"] in ("passed", "failed"):
+            proved = [(e, r["status"] == "passed", None) for e in r["proves"]]
+        else:
+            proved = []  # skipped or broken: the run is kept, it verifies nothing
+        for entry, ok, detail in proved:
+            if entry not in entry_ids:
+                unknown.add(entry)
+                continue
+            verifications.append({"entry_id": entry, "scenario": r["scenario"], "run_id": run_id,
+                                  "level": r["level"], "claim": r["claim"], "ok": ok,
+                                  "kernel": r["kernel"], "arch": r["arch"], "time": r["time"],
+                                  "detail": json.dumps(detail, ensure_ascii=False) if detail else None})
+    if unknown:  # results from an older tcpkb may name entries that are gone
+        print(f"tcpkb: verification results name {len(unknown)} unknown entries "
+              f"(first: {sorted(unknown)[0]}); skipped", file=sys.stderr)
+    links = [link for link in links if link["entry_id"] in entry_ids]
+    for table, batch in (("scenarios", list(scenarios.values())), ("scenario_entries", links),
+                         ("runs", runs), ("verifications", verifications)):
+        if batch:
+            db[table].insert_all(batch)
+    return {t: db[t].count for t in ("scenarios", "scenario_entries", "runs", "verifications")}
 
 
 def _order(note: Note):
@@ -141,6 +189,8 @@ def _kind_rows(note: Note, rows: dict[str, list[dict]]) -> None:
                               "letter": m["letter"], "rfc": m["rfc"]})
         rows["flag_combinations"] += [{"entry_id": id_, "flags": c["flags"], "name": c["name"],
                                        "meaning": c["meaning"]} for c in m.get("combinations") or []]
+    elif note.kind == "claim":
+        rows["claims"].append({"id": id_, "name": m["name"], "verdict": m["verdict"]})
 
 
 def errno_numbers(meta: dict) -> dict[str, int | None]:
@@ -194,12 +244,28 @@ def _create_tables(db: sqlite_utils.Database) -> None:
         ("states", {"id": str, "name": str, "number": int, "hex": str, "rfc": str, "ss": str,
                     "netstat": str, "side": str}),
         ("flags", {"id": str, "name": str, "bit": int, "letter": str, "rfc": str}),
+        ("claims", {"id": str, "name": str, "verdict": str}),
     ):
         db[table].create(cols, pk="id", foreign_keys=[("id", "entries", "id")])
+    db["scenarios"].create({"name": str, "module": str, "level": str, "claim": str, "needs": str,
+                            "timeout_s": float}, pk="name")
+    db["scenario_entries"].create({"scenario": str, "entry_id": str, "verdict": str},
+                                  foreign_keys=[("scenario", "scenarios", "name"),
+                                                ("entry_id", "entries", "id")])
+    db["runs"].create({"id": str, "scenario": str, "kernel": str, "arch": str, "time": str,
+                       "status": str, "reason": str, "duration_ms": float, "file": str, "trace": str},
+                      pk="id", foreign_keys=[("scenario", "scenarios", "name")])
+    db["verifications"].create({"entry_id": str, "scenario": str, "run_id": str, "level": str,
+                                "claim": str, "ok": bool, "kernel": str, "arch": str, "time": str,
+                                "detail": str},
+                               foreign_keys=[("entry_id", "entries", "id"),
+                                             ("scenario", "scenarios", "name"),
+                                             ("run_id", "runs", "id")])
     db["search"].create({"id": str, "kind": str, "name": str, "aliases": str, "title": str,
                          "summary": str, "summary_zh": str, "messages": str, "body": str,
                          "boost": float}, pk="id")
     for table, column in (("aliases", "alias"), ("errno_numbers", "number"),
                           ("signal_numbers", "number"), ("aliases", "entry_id"),
-                          ("messages", "entry_id"), ("links", "src")):
+                          ("messages", "entry_id"), ("links", "src"),
+                          ("verifications", "entry_id"), ("scenario_entries", "entry_id")):
         db[table].create_index([column])

@@ -156,10 +156,31 @@ def build(
         raise typer.Exit(2)
     try:
         counts = run_build(kb, target)
+    except ValueError as e:  # an unreadable verification results file
+        output.fail(f"{e}; {target} was left as it was")
+        raise typer.Exit(1)
     except BuildError as e:
         for p in e.problems:
             output.echo(str(p), err=True)
         output.fail(f"build failed with {len(e.problems)} problem(s); {target} was left as it was")
         raise typer.Exit(1)
     output.echo(f"built {target}: {counts['entries']} entries, {counts['messages']} messages, "
-                f"{counts['transitions']} transitions")
+                f"{counts['transitions']} transitions, {counts['verifications']} verifications")
+
+
+@app.command()
+def verify(
+    targets: Optional[list[str]] = typer.Argument(
+        None, help="Scenario names, scenario modules (states) or entry ids (errno:ECONNRESET); default: all."),
+    as_json: bool = JSON,
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64,
+                                       help="Scenarios run at once (default: the number of CPUs)."),
+    coverage: bool = typer.Option(False, "--coverage", help="List the entries no result reproduces or checks."),
+    list_only: bool = typer.Option(False, "--list", help="List the scenarios and their claims; run nothing."),
+) -> None:
+    """Reproduce the notes' claims on this kernel: each scenario in a fresh network namespace.
+
+    Results are saved per kernel release and architecture and loaded into the database."""
+    from .verify.command import verify as run_verify
+
+    raise typer.Exit(run_verify(targets or [], as_json, jobs, coverage, list_only))

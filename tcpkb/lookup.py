@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 
-KIND_NAMES = ("errno", "signal", "state", "flag")
+KIND_NAMES = ("errno", "signal", "state", "flag", "claim")
 ERRNO_PLATFORMS = ("linux", "alpha", "mips", "sparc", "parisc", "powerpc", "darwin", "freebsd", "windows")
 LINUX_ABIS = ("alpha", "mips", "sparc", "parisc", "powerpc")
 MAX_QUERY = 500  # characters; longer input is not a name, a number or a search
@@ -89,6 +89,24 @@ def entry(conn: sqlite3.Connection, entry_id: str, full: bool = True) -> dict:
         out["sections"] = {r["slug"]: r["markdown"] for r in conn.execute(
             "select slug, markdown from sections where entry_id = ? order by position", (entry_id,))}
         out["path"] = "kb/" + row["path"]
+        out["verification"] = verification(conn, entry_id)
+    return out
+
+
+def verification(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
+    """How the entry was verified on each machine: reproductions first, then checks."""
+    rows = conn.execute(
+        "select v.level, v.scenario, v.claim, v.ok, v.kernel, v.arch, v.time, v.detail, r.status"
+        " from verifications v join runs r on r.id = v.run_id where v.entry_id = ?"
+        " order by v.level = 'checked', v.kernel, v.arch, v.scenario", (entry_id,))
+    out = []
+    for r in rows:
+        item = {"level": r["level"], "scenario": r["scenario"], "claim": r["claim"], "ok": bool(r["ok"]),
+                "kernel": r["kernel"], "arch": r["arch"], "time": r["time"]}
+        if r["detail"]:
+            detail = json.loads(r["detail"])
+            item["compared"] = detail.get("compared", [])
+        out.append(item)
     return out
 
 
@@ -133,6 +151,9 @@ def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
             (entry_id,))]
         return {"bit": r["bit"], "hex": f"0x{r['bit']:03x}", "letter": r["letter"], "rfc": r["rfc"],
                 "combinations": combos}
+    if kind == "claim":
+        r = conn.execute("select verdict from claims where id = ?", (entry_id,)).fetchone()
+        return {"verdict": r["verdict"]}
     return {}
 
 
@@ -372,7 +393,17 @@ def find_flag(conn: sqlite3.Connection, query: str) -> Found:
     })
 
 
-FINDERS = {"errno": find_errno, "signal": find_signal, "state": find_state, "flag": find_flag}
+def find_claim(conn: sqlite3.Connection, query: str) -> Found:
+    """A claim by its slug (close-with-unread-data-sends-rst); spaces count as hyphens."""
+    slug = "-".join(_clean(query).lower().split())
+    entry_id = _by_name(conn, "claim", slug)
+    if entry_id is None:
+        raise NotFound(f"no claim {query!r}", suggest(conn, query, "claim"))
+    return Found(entry(conn, entry_id))
+
+
+FINDERS = {"errno": find_errno, "signal": find_signal, "state": find_state, "flag": find_flag,
+           "claim": find_claim}
 
 
 # --- search ------------------------------------------------------------------

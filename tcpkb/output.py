@@ -117,6 +117,8 @@ def print_found(found: Found, brief: bool = False) -> None:
         for a in found.also:
             echo(style(f"also: {a['name']} ({a['id']}) has this number on "
                        f"{', '.join(a['platforms'])}", "33"))  # yellow
+    for line in verification_lines(e.get("verification") or []):
+        echo(line)
     if brief:
         return
     echo()
@@ -134,6 +136,25 @@ def print_found(found: Found, brief: bool = False) -> None:
         echo(f"{dim('related')}  {', '.join(e['related'])}")
     if e.get("path"):
         echo(f"{dim('source')}   {e['path']}")
+
+
+def verification_lines(items: list[dict], most: int = 3) -> list[str]:
+    """'reproduced on 6.18.44 x86_64: <claim> (scenario)' lines, failures first, then checks."""
+    lines = []
+    reproduced = sorted((v for v in items if v["level"] != "checked"), key=lambda v: v["ok"])
+    for v in reproduced[:most]:
+        where = f"{v['kernel']} {v['arch']}"
+        if v["ok"]:
+            lines.append(f"{style('reproduced', '32')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
+        else:
+            lines.append(f"{style('FAILED', '31')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
+    if len(reproduced) > most:
+        lines.append(dim(f"… and {len(reproduced) - most} more scenarios (tcpkb verify --list)"))
+    for v in (v for v in items if v["level"] == "checked"):
+        what = ", ".join(v.get("compared") or [])
+        verdict = style("checked", "32") if v["ok"] else style("CHECK FAILED", "31")
+        lines.append(f"{verdict} on {v['kernel']} {v['arch']}: {what} {dim('(' + v['scenario'] + ')')}")
+    return lines
 
 
 def print_combination(e: dict) -> None:

@@ -40,6 +40,32 @@ def cache_dir() -> str:
     return os.path.join(base, "tcpkb")
 
 
+def results_dirs() -> list[str]:
+    """Where verification results are read from: the shipped ones, then this user's own runs.
+
+    TCPKB_RESULTS names a single directory instead (tests use it)."""
+    if env := os.environ.get("TCPKB_RESULTS"):
+        return [env]
+    root = checkout_root()
+    if root and not os.environ.get("TCPKB_KB"):
+        return [os.path.join(root, "data", "verify")]
+    return [os.path.join(PACKAGE, "data", "verify"), os.path.join(cache_dir(), "verify")]
+
+
+def results_dir_for_writing() -> str:
+    """`tcpkb verify` writes to the checkout's data/verify, or else the user's cache."""
+    dirs = results_dirs()
+    return dirs[0] if len(dirs) == 1 else dirs[-1]
+
+
+def result_files() -> list[str]:
+    files = []
+    for folder in results_dirs():
+        if os.path.isdir(folder):
+            files += sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json"))
+    return files
+
+
 def db_path(kb: str | os.PathLike | None = None) -> str:
     """The database the lookups read (it may not exist yet)."""
     if env := os.environ.get("TCPKB_DB"):
@@ -63,11 +89,16 @@ def note_names(kb: str | os.PathLike) -> list[str]:
 
 
 def content_hash(kb: str | os.PathLike) -> str:
-    """A digest of every note's path and bytes: the key of a built database."""
+    """A digest of what a database is built from: every note's path and bytes, and the
+    verification result files (by name, size and mtime: they are large, and only ever
+    replaced whole)."""
     digest = hashlib.blake2b(digest_size=16)
     for rel in note_names(kb):
         with open(os.path.join(kb, rel), "rb") as f:
             digest.update(rel.encode() + b"\0" + f.read() + b"\0")
+    for path in result_files():
+        st = os.stat(path)
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return digest.hexdigest()
 
 
@@ -81,7 +112,8 @@ def warn_if_stale(path: str) -> None:
     except sqlite3.Error:
         return  # the lookup itself will report an unreadable database
     if row is None or row[0] != content_hash(kb_dir()):
-        print(f"tcpkb: kb/ has changed since {path} was built; run `tcpkb build`", file=sys.stderr)
+        print(f"tcpkb: kb/ or data/verify/ has changed since {path} was built; run `tcpkb build`",
+              file=sys.stderr)
 
 
 def ensure_db() -> str:

@@ -26,27 +26,28 @@ class Scenario:
     needs: frozenset = frozenset()  # "netns", "tun"
     timeout: float = 5.0
     verdicts: dict = field(default_factory=dict)  # claim:<slug> -> confirmed|refuted|depends
+    kind: str | None = None  # a check: the kind of entry it checks
 
 
 REGISTRY: dict[str, Scenario] = {}
 
 
 def scenario(*, claim: str, proves: list[str], needs: tuple = ("netns",), timeout: float = 5.0,
-             verdicts: dict | None = None, level: str = "reproduced"):
+             verdicts: dict | None = None, level: str = "reproduced", kind: str | None = None):
     def register(fn):
         name = fn.__name__
         if name in REGISTRY:
             raise ValueError(f"two scenarios named {name}")
         REGISTRY[name] = Scenario(name, " ".join(claim.split()), tuple(proves), fn,
                                   fn.__module__.rsplit(".", 1)[-1], level, frozenset(needs),
-                                  timeout, dict(verdicts or {}))
+                                  timeout, dict(verdicts or {}), kind)
         return fn
     return register
 
 
-def check(*, claim: str, timeout: float = 10.0, needs: tuple = ()):
-    """A check returns [{'entry', 'ok', 'expected', 'observed'}…]; `proves` is what it returns."""
-    return scenario(claim=claim, proves=[], needs=needs, timeout=timeout, level="checked")
+def check(*, kind: str, claim: str, timeout: float = 10.0, needs: tuple = ()):
+    """A check of every entry of `kind`: returns [{'entry', 'ok', 'expected', 'observed'}…]."""
+    return scenario(claim=claim, proves=[], needs=needs, timeout=timeout, level="checked", kind=kind)
 
 
 def all_scenarios() -> dict[str, Scenario]:

@@ -92,7 +92,9 @@ class TracedSocket:
 
     def _addresses(self) -> None:
         try:
-            self.local = self.sock.getsockname()[:2]
+            local = self.sock.getsockname()[:2]
+            if local[1]:  # port 0: not bound (yet, or any more)
+                self.local = local
             self.remote = self.sock.getpeername()[:2]
         except OSError:
             pass
@@ -106,8 +108,16 @@ class TracedSocket:
         return self.lab.call(self, f"listen({backlog})", lambda: self.sock.listen(backlog))
 
     def connect(self, address) -> Result:
+        began = self.lab._ms()
         r = self.lab.call(self, f"connect({_addr(address)})", lambda: self.sock.connect(address))
         self._addresses()
+        if self.local is None or self.local[0] in ("0.0.0.0", "::"):
+            # a failed connect drops its address (and may give its port back): the SYN has both
+            syns = [p for p in self.lab.packets() if p.get("proto") == "tcp" and "S" in p["flags"]
+                    and "." not in p["flags"] and (p["dst"], p["dport"]) == tuple(address[:2])
+                    and p["t_ms"] >= began]
+            if syns:
+                self.local = (syns[-1]["src"], syns[-1]["sport"])
         return r
 
     def accept(self, name: str = "server") -> Result:
@@ -164,13 +174,17 @@ class TracedSocket:
             if self.sock.type != socket.SOCK_STREAM:
                 return "-"
             try:
-                return TCP_STATES.get(self.sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)[0], "?")
+                state = TCP_STATES.get(self.sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)[0], "?")
             except OSError:
                 return "?"
+            if state != "CLOSE" or not self.remote:
+                return state
+            # An open socket whose connection went to TIME_WAIT reports CLOSE: the
+            # TIME_WAIT lives in a separate kernel object, found by its four-tuple.
         for row in proc_tcp():
             if self.local and self.remote and row["local"] == self.local and row["remote"] == self.remote:
                 return row["state"]
-        return "gone"
+        return "gone" if self.closed else "CLOSE"
 
     def readable(self, timeout: float) -> bool:
         return bool(select.select([self.sock], [], [], timeout)[0])
@@ -202,7 +216,7 @@ def proc_tcp() -> list[dict]:
             parts = line.split()
             timer, when = parts[5].split(":")
             rows.append({"local": _proc_addr(parts[1], family), "remote": _proc_addr(parts[2], family),
-                         "state": TCP_STATES.get(int(parts[3], 16), parts[3]),
+                         "st": int(parts[3], 16), "state": TCP_STATES.get(int(parts[3], 16), parts[3]),
                          "timer": int(timer, 16), "timer_s": int(when, 16) / 100})
     return rows
 
@@ -428,7 +442,7 @@ class Lab:
             if len(matched) == len(patterns) or time.monotonic() > deadline:
                 break
             time.sleep(POLL_S)
-        got = " ".join(f"{p['from']}:{p['flags']}" for p in self._labelled())
+        got = " ".join(f"{p['from']}:{p['flags']}" for p in self._labelled() if p.get("proto") == "tcp")
         self.expect(len(matched) == len(patterns),
                     f"packets in order: {', '.join(patterns)} (wire: {got or 'nothing'})")
         return matched

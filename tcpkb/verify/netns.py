@@ -21,6 +21,7 @@ import struct
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
 SIOCSIFADDR, SIOCSIFNETMASK = 0x8916, 0x891C
 IFF_UP = 0x1
@@ -50,9 +51,14 @@ def enter_new_netns() -> str:
             raise IsolationError("cannot create a network namespace "
                                  f"({errno_mod.errorcode.get(first, first)}): run as root, "
                                  "or allow unprivileged user namespaces")
-        _write("/proc/self/setgroups", "deny")
-        _write("/proc/self/uid_map", f"0 {uid} 1")
-        _write("/proc/self/gid_map", f"0 {gid} 1")
+        # A process that changed uid is not dumpable, and its /proc files are root's.
+        _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        try:
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"0 {uid} 1")
+            _write("/proc/self/gid_map", f"0 {gid} 1")
+        except OSError as e:
+            raise IsolationError(f"cannot map this user into a user namespace: {e.strerror}") from None
         how = "user+net namespace"
     else:
         how = "net namespace"

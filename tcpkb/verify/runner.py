@@ -126,7 +126,10 @@ def _spawn(s: Scenario, context: dict) -> tuple[int, int]:
             os.setpgid(0, 0)
             netns.die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            result = _run_here(s, context)
+            try:
+                result = _run_here(s, context)
+            except Exception as e:  # the namespace or the lab itself broke: say how
+                result = _result(s, "error", f"{type(e).__name__}: {e}", {}, 0.0)
             payload = json.dumps(result, default=str).encode()
             view = memoryview(payload)
             while view:
@@ -166,7 +169,7 @@ def _run_here(s: Scenario, context: dict) -> dict:
         out = s.fn(lab, **context) if s.level == "checked" else s.fn(lab)
         if s.level == "checked":
             entries = out
-            bad = [e for e in entries if not e["ok"]]
+            bad = [e for e in entries if e["ok"] is False]
             if bad:
                 status = "failed"
                 reason = f"{len(bad)} of {len(entries)} entries differ: " + ", ".join(e["entry"] for e in bad[:8])

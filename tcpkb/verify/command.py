@@ -1,0 +1,180 @@
+"""`tcpkb verify`: choose scenarios, run them, report, save the results, rebuild the database."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .. import lookup, output, paths
+from . import Scenario, all_scenarios, results
+from .runner import machine, run
+
+MARKS = {"passed": ("ok", "32"), "failed": ("FAIL", "31"), "error": ("ERROR", "31"),
+         "skipped": ("skip", "33")}
+
+
+class Usage(Exception):
+    """A bad selection: exit status 2."""
+
+
+def select(targets: list[str], scenarios: dict[str, Scenario]) -> list[Scenario]:
+    """Scenario names, module names (`states`) or entry ids (`errno:ECONNRESET`)."""
+    if not targets:
+        return list(scenarios.values())
+    chosen: dict[str, Scenario] = {}
+    for t in targets:
+        hits = [s for s in scenarios.values()
+                if t in (s.name, s.module) or t in s.proves
+                or (s.kind and t.partition(":")[0] == s.kind and ":" in t)]
+        if not hits:
+            near = sorted(n for n in scenarios if t.lower().replace(":", "_") in n.lower())[:3]
+            raise Usage(f"no scenario, module or proved entry {t!r}"
+                        + (f"; did you mean {', '.join(near)}?" if near else "; see tcpkb verify --list"))
+        chosen.update({s.name: s for s in hits})
+    return [s for s in scenarios.values() if s.name in chosen]
+
+
+def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
+           coverage: bool = False, list_only: bool = False) -> int:
+    try:
+        scenarios = all_scenarios()
+        if coverage:
+            return show_coverage(as_json)
+        chosen = select(targets, scenarios)
+    except Usage as e:
+        output.fail(str(e))
+        return 2
+    if list_only:
+        return show_list(chosen, as_json)
+    jobs = jobs or os.cpu_count() or 2
+    db = paths.ensure_db()  # the checks compare the notes as built
+    here = machine()
+    if not as_json:
+        output.echo(f"tcpkb verify: {len(chosen)} scenarios on {here['kernel']} {here['arch']}, "
+                    f"{jobs} at a time")
+    began = time.monotonic()
+    done = run(chosen, jobs=jobs, context={"db": db},
+               on_result=None if as_json else _print_result)
+    wall = time.monotonic() - began
+    path = results.write(done, here["kernel"], here["arch"])
+    counts = {k: sum(r["status"] == k for r in done) for k in MARKS}
+    _rebuild()
+    if as_json:
+        output.print_json({**here, "jobs": jobs, "wall_s": round(wall, 2), **counts, "file": path,
+                           "results": [{k: r[k] for k in ("scenario", "level", "status", "reason",
+                                                          "duration_ms", "proves")}
+                                       | ({"trace": r["trace"]} if r["status"] in ("failed", "error") else {})
+                                       for r in done]})
+    else:
+        for r in done:
+            if r["status"] in ("failed", "error"):
+                print_trace(r)
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        output.echo(f"{summary or 'nothing run'} in {wall:.1f} s; results in {_short(path)}")
+    return 1 if counts["failed"] or counts["error"] else 0
+
+
+def _rebuild() -> None:
+    """Load the new results into the database the lookups read."""
+    from pathlib import Path
+
+    from ..build import build
+
+    build(Path(paths.kb_dir()), Path(paths.db_path()))
+
+
+def _short(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
+
+
+def _print_result(r: dict) -> None:
+    mark, colour = MARKS[r["status"]]
+    why = f"  {r['reason']}" if r["reason"] else ""
+    output.echo(f"  {output.style(mark.ljust(5), colour)} {r['scenario']}  "
+                f"{output.dim(str(round(r['duration_ms'])) + ' ms')}{why}")
+
+
+def print_trace(r: dict) -> None:
+    """The steps of a failed run: call, result or errno, states; then the packets."""
+    output.echo()
+    output.echo(output.bold(f"{r['scenario']}: {r['status']}") + f"  {r['reason']}")
+    output.echo(output.dim(f"  claim: {r['claim']}"))
+    trace = r.get("trace") or {}
+    for step in trace.get("steps", []):
+        what = step.get("call") or step.get("note") or step.get("expect", "")
+        if "errno" in step:
+            outcome = f"→ {step['errno']}"
+        elif "result" in step and step["result"] is not None:
+            outcome = f"→ {step['result']}"
+        elif "ok" in step:
+            outcome = "✓" if step["ok"] else "✗"
+        else:
+            outcome = ""
+        states = " ".join(f"{k}={v}" for k, v in step.get("states", {}).items())
+        output.echo(f"  {step['t_ms']:>9.3f} ms  {step['actor']:<10} {what} {outcome}  {output.dim(states)}")
+    for p in trace.get("packets", []):
+        if p.get("proto") == "tcp":
+            output.echo(output.dim(f"  {p['t_ms']:>9.3f} ms  {p['from']} > {p['to']}  [{p['flags']}] "
+                                   f"seq {p['seq']} ack {p['ack']} win {p['win']} len {p['len']}"))
+    if "error" in trace:
+        output.echo(f"  trace incomplete: {trace['error']}")
+
+
+def show_list(chosen: list[Scenario], as_json: bool) -> int:
+    if as_json:
+        output.print_json([{"scenario": s.name, "module": s.module, "level": s.level,
+                            "claim": s.claim, "proves": list(s.proves), "kind": s.kind,
+                            "needs": sorted(s.needs)} for s in chosen])
+        return 0
+    for s in chosen:
+        proves = ", ".join(s.proves) or f"every {s.kind} entry"
+        output.echo(f"{output.accent(s.name)}  {output.dim(s.module)}")
+        output.echo(f"  {s.claim}")
+        output.echo(output.dim(f"  proves {proves}"))
+    return 0
+
+
+SOCKET_KINDS = ("state", "flag")
+
+
+def coverage_report(conn, all_results: list[dict]) -> dict:
+    """Each entry's best level across every machine's results; what is neither."""
+    levels = results.entry_levels(all_results)
+    rows = conn.execute("select e.id, e.kind, coalesce(x.socket, 0) as socket from entries e"
+                        " left join errno x on x.id = e.id order by e.kind, e.id").fetchall()
+    report = {"reproduced": [], "checked": [], "unverified": []}
+    for r in rows:
+        report[levels.get(r["id"], "unverified")].append(r["id"])
+    # States, flags and socket errnos are what tcpkb is about: each needs a reproduction.
+    report["socket_only_checked"] = [r["id"] for r in rows if levels.get(r["id"]) == "checked"
+                                     and (r["kind"] in SOCKET_KINDS or r["socket"] or r["kind"] == "claim")]
+    return report
+
+
+def show_coverage(as_json: bool) -> int:
+    conn = lookup.connect(paths.ensure_db())
+    try:
+        report = coverage_report(conn, results.load_all())
+    finally:
+        conn.close()
+    if as_json:
+        output.print_json(report)
+    else:
+        output.echo(f"reproduced {len(report['reproduced'])}, checked {len(report['checked'])}, "
+                    f"unverified {len(report['unverified'])}")
+        for label, key in (("unverified", "unverified"),
+                           ("socket entries only checked, not reproduced", "socket_only_checked")):
+            if report[key]:
+                output.echo(output.bold(label + ":"))
+                for entry_id in report[key]:
+                    output.echo(f"  {entry_id}")
+    return 1 if report["unverified"] else 0
+
+
+if __name__ == "__main__":  # python -m tcpkb.verify.command [targets…]
+    sys.exit(verify(sys.argv[1:]))
