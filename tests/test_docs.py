@@ -30,8 +30,11 @@ def test_ci_runs_the_readme_test_command():
 @pytest.mark.parametrize("command", TOUR)
 def test_tour_command_runs(command, kb_db, tmp_path, monkeypatch):
     argv = shlex.split(command)[1:]
-    # `tcpkb build` must not touch the checkout's database during a test run.
-    monkeypatch.setenv("TCPKB_DB", str(tmp_path / "t.db") if argv[0] == "build" else str(kb_db))
+    # `tcpkb build` and a verify run must not touch the checkout's database or results.
+    writes = argv[0] == "build" or (argv[0] == "verify" and not {"--coverage", "--list"} & set(argv))
+    monkeypatch.setenv("TCPKB_DB", str(tmp_path / "t.db") if writes else str(kb_db))
+    if writes:
+        monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path / "results"))
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, (command, result.output)
     assert result.stdout.strip()  or argv[0] == "lint"

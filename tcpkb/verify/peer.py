@@ -51,6 +51,10 @@ class Peer:
         self.lab = lab
         self.fd = netns.open_tun(device)
         netns.add_ipv4(device, self.kernel_address, "255.255.255.0")
+        try:  # no IPv6 router solicitations in the traces
+            netns.set_sysctl(f"net.ipv6.conf.{device}.disable_ipv6", 1)
+        except OSError:
+            pass
         netns.link_up(device)
         self.seen: list[dict] = []
         lab.note(f"TUN device {device}: kernel at {self.kernel_address}, scripted peer at {self.address}")

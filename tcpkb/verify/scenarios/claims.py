@@ -1,0 +1,550 @@
+"""Claims from the notes tcpkb replaces, each checked against the running kernel.
+
+Every scenario here proves a `claim:<slug>` entry in kb/claim/ and declares the
+verdict that note carries; the note quotes the numbers these traces record.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import termios
+import time
+
+from .. import scenario
+from ..lab import proc_tcp
+
+NOSIG = socket.MSG_NOSIGNAL
+PEER = "10.0.0.2"
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _pair(lab, listener, name: str):
+    """One more connection to `listener`: client `name`, accepted socket `name`-server."""
+    cli = lab.socket(name)
+    cli.connect(listener.local).value
+    srv = listener.accept(f"{name}-server").value
+    return cli, srv
+
+
+def _segments(lab, sock, flag: str) -> list[dict]:
+    """TCP segments `sock` sent on its connection that carry `flag` ("" for all of them)."""
+    return [p for p in lab.packets() if p.get("proto") == "tcp" and sock.local and sock.remote
+            and (p["src"], p["sport"]) == tuple(sock.local) and (p["dst"], p["dport"]) == tuple(sock.remote)
+            and flag in p["flags"]]
+
+
+def _row(sock) -> dict | None:
+    """The /proc/net/tcp row of `sock`'s four-tuple, or None when the kernel has freed it."""
+    for row in proc_tcp():
+        if sock.local and sock.remote and row["local"] == tuple(sock.local) \
+                and row["remote"] == tuple(sock.remote):
+            return row
+    return None
+
+
+def _queued(sock) -> int:
+    """Bytes waiting in the receive queue (FIONREAD)."""
+    buf = bytearray(4)
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return int.from_bytes(buf, "little")
+
+
+def _libc_write(fd: int, data: bytes):
+    """write(2) through the C library, so no Python layer sits between the kernel and errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def do():
+        n = libc.write(fd, data, len(data))
+        if n < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return n
+    return do
+
+
+def _tun_client(lab, peer, name: str, port: int):
+    """A kernel socket connected to the scripted peer at 10.0.0.2:port: (socket, peer's conn)."""
+    sock = lab.socket(name)
+    sock.set_blocking(False)
+    lab.expect_errno(sock.connect((PEER, port)), "EINPROGRESS")
+    conn = peer.accept(port)
+    conn.expect(".")  # the kernel's ACK of the SYN-ACK
+    lab.wait_state(sock, "ESTABLISHED", 1.0)
+    sock.set_blocking(True)
+    sock.local, sock.remote = sock.sock.getsockname()[:2], (PEER, port)
+    return sock, conn
+
+
+def _closed_peer(lab):
+    """A connection whose client called close() with nothing unread: (client, server in CLOSE_WAIT)."""
+    _, client, server = lab.connected_pair()
+    client.close().value
+    lab.wait_state(server, "CLOSE_WAIT", 1.0)
+    lab.expect(server.recv().value == b"", "the server reads EOF: the peer's FIN has arrived")
+    return client, server
+
+
+# -- 1. close() with unread data ---------------------------------------------------
+
+@scenario(
+    claim="close() with unread bytes in the receive queue sends RST (never a FIN) and counts "
+          "TcpExtTCPAbortOnClose; the peer's recv() fails with ECONNRESET, while a close() after "
+          "reading everything sends FIN.",
+    proves=["claim:close-with-unread-data-sends-rst", "flag:RST", "errno:ECONNRESET"],
+    verdicts={"claim:close-with-unread-data-sends-rst": "confirmed"},
+)
+def close_with_unread_data_sends_rst_never_fin(lab):
+    listener, client, server = lab.connected_pair()
+    client.send(b"never read").value
+    lab.wait_for(lambda: _queued(server) == 10, 1.0, "10 unread bytes in the server's queue")
+    server.close().value
+    lab.expect_packets("server *R")
+    lab.expect(not _segments(lab, server, "F"), "the server sent no FIN at all")
+    lab.expect(_row(server) is None, "the server's side is freed at once: no TIME_WAIT entry")
+    lab.expect_counter("TcpExtTCPAbortOnClose", at_least=1)
+    lab.expect_errno(client.recv(), "ECONNRESET")
+    # The same close() after the data was read: an ordinary FIN.
+    client2, server2 = _pair(lab, listener, "client2")
+    client2.send(b"read first").value
+    lab.wait_for(lambda: server2.readable(0), 1.0, "the data to reach server2")
+    lab.expect(server2.recv().value == b"read first", "server2 reads all 10 bytes")
+    server2.close().value
+    lab.expect_packets("client2-server *F")
+    lab.expect(not _segments(lab, server2, "R"), "server2 sent no RST")
+    lab.expect(client2.recv().value == b"", "client2 reads EOF")
+
+
+# -- 2. shutdown(SHUT_RD) ----------------------------------------------------------
+
+@scenario(
+    claim="shutdown(SHUT_RD) puts nothing on the wire and discards nothing: queued bytes and bytes "
+          "that arrive later are still ACKed and returned by recv(), but a recv() on an empty queue "
+          "returns 0 at once instead of waiting.",
+    proves=["claim:shutdown-rd-is-a-no-op"],
+    verdicts={"claim:shutdown-rd-is-a-no-op": "depends"},
+)
+def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
+    _, client, server = lab.connected_pair()
+    client.send(b"before").value
+    lab.wait_for(lambda: _queued(server) == 6, 1.0, "6 bytes queued at the server")
+    lab.expect_packets("client *P", "server .")  # the data is ACKed before the shutdown
+    before = len(_segments(lab, server, ""))
+    server.shutdown(socket.SHUT_RD).value
+    lab.sleep(0.05)
+    lab.expect(len(_segments(lab, server, "")) == before, "shutdown(SHUT_RD) sent no segment")
+    server.sock.settimeout(1.0)  # a bound on the blocking reads below, should they wait
+    lab.expect(server.recv().value == b"before", "the 6 bytes queued before SHUT_RD are still returned")
+    began = time.monotonic()
+    lab.expect(server.recv().value == b"", "recv() on the empty queue returns 0 (EOF)")
+    took = time.monotonic() - began
+    lab.note(f"the blocking recv() returned 0 after {took * 1000:.2f} ms")
+    lab.expect(took < 0.1, "it did not wait for data")
+    client.send(b"after").value
+    lab.expect_packets("client *P", "server .", "client *P", "server .")
+    lab.wait_for(lambda: _queued(server) == 5, 1.0, "the 5 later bytes to be queued at the server")
+    lab.expect(server.recv().value == b"after", "bytes arriving after SHUT_RD are queued and returned")
+    poller = select.poll()
+    poller.register(server.fileno(), select.POLLIN | select.POLLRDHUP)
+    events = dict(poller.poll(0)).get(server.fileno(), 0)
+    lab.note(f"poll() on the drained socket: revents {events:#x}")
+    lab.expect(events & select.POLLIN and events & select.POLLRDHUP,
+               "poll() reports POLLIN|POLLRDHUP at once although nothing is queued")
+    server.send(b"reply").value
+    lab.expect(client.recv().value == b"reply", "the server can still send")
+    lab.expect_state(server, "ESTABLISHED")
+    lab.expect_state(client, "ESTABLISHED")
+    lab.expect(not _segments(lab, server, "F") and not _segments(lab, server, "R"),
+               "the peer never saw a FIN or RST")
+
+
+# -- 3. FIN_WAIT2 timeout ------------------------------------------------------------
+
+@scenario(
+    claim="With net.ipv4.tcp_fin_timeout = 1 an orphaned FIN_WAIT2 connection (descriptor closed) "
+          "is freed about 1 s after its FIN is acknowledged, while a FIN_WAIT2 socket whose "
+          "descriptor is still open after shutdown(SHUT_WR) has no timer and outlives it.",
+    proves=["claim:fin-wait-2-has-no-timeout", "state:FIN_WAIT2"],
+    verdicts={"claim:fin-wait-2-has-no-timeout": "depends"},
+    timeout=6.0,
+)
+def fin_wait2_times_out_only_when_orphaned(lab):
+    with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
+        lab.note(f"tcp_fin_timeout in a fresh namespace: {f.read().strip()} s")
+    lab.sysctl("net.ipv4.tcp_fin_timeout", 1)
+    listener, orphan, orphan_srv = lab.connected_pair()
+    kept, kept_srv = _pair(lab, listener, "kept")
+    orphan.close().value
+    kept.shutdown(socket.SHUT_WR).value
+    lab.wait_state(orphan, "FIN_WAIT2", 1.0)
+    began = time.monotonic()
+    lab.wait_state(kept, "FIN_WAIT2", 1.0)
+    row = _row(orphan)
+    lab.note(f"orphaned FIN_WAIT2: /proc/net/tcp timer {row['timer']} with {row['timer_s']:.2f} s left")
+    lab.expect(row["timer"] == 3 and 0.2 <= row["timer_s"] <= 1.0,
+               "the orphan runs the time-wait timer (3) set to tcp_fin_timeout")
+    row = _row(kept)
+    lab.note(f"open FIN_WAIT2: /proc/net/tcp timer {row['timer']}")
+    lab.expect(row["timer"] == 0, "the socket with an open descriptor has no timer running")
+    lab.wait_state(orphan, "gone", 3.0)
+    gone = time.monotonic() - began
+    lab.note(f"the orphaned FIN_WAIT2 was freed {gone:.2f} s after reaching FIN_WAIT2")
+    lab.expect(0.7 < gone < 2.5, "freed after about tcp_fin_timeout (1 s)")
+    lab.sleep(0.3)
+    lab.note(f"the open socket has been in FIN_WAIT2 for {time.monotonic() - began:.2f} s")
+    lab.expect_state(kept, "FIN_WAIT2")
+    lab.expect(_row(kept)["timer"] == 0, "and still has no timer")
+
+
+# -- 4. first write after the peer closed ----------------------------------------------
+
+@scenario(
+    claim="After the peer close()s, the first send() succeeds and draws an RST from the peer; on "
+          "loopback that RST arrives within the first call, so the second send() with MSG_NOSIGNAL "
+          "fails with EPIPE (not ECONNRESET), as does every send after it.",
+    proves=["claim:second-write-after-peer-close-gets-epipe", "errno:EPIPE", "flag:RST",
+            "state:CLOSE_WAIT"],
+    verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
+)
+def second_write_after_peer_close_fails_with_epipe(lab):
+    _, server = _closed_peer(lab)
+    lab.expect_state(server, "CLOSE_WAIT")
+    lab.expect_ok(server.send(b"first", NOSIG))
+    lab.expect_packets("server *P", "client *R")
+    lab.expect_state(server, "CLOSE")
+    lab.expect_errno(server.send(b"second", NOSIG), "EPIPE")
+    lab.expect_errno(server.send(b"third", NOSIG), "EPIPE")
+
+
+@scenario(
+    claim="After the peer close()s, the first write succeeds and the second one, made with SIGPIPE "
+          "at its default action, kills the process with SIGPIPE (signal 13).",
+    proves=["claim:second-write-after-peer-close-gets-epipe", "signal:SIGPIPE"],
+    verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
+)
+def second_write_after_peer_close_raises_sigpipe(lab):
+    _, server = _closed_peer(lab)
+    lab.expect_ok(server.send(b"first"))
+    lab.expect_packets("client *R")
+
+    def child():
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        server.sock.send(b"second")
+
+    how = lab.fork(child, timeout=2.0)
+    lab.expect(how.get("signal") == "SIGPIPE" and how.get("signal_number") == 13,
+               f"the second write killed the child with SIGPIPE (got {how})")
+
+
+@scenario(
+    claim="When the peer only calls shutdown(SHUT_WR), its FIN looks the same, but every later "
+          "send() succeeds and is delivered: no RST comes back, so there is no EPIPE.",
+    proves=["claim:second-write-after-peer-close-gets-epipe", "state:CLOSE_WAIT", "state:FIN_WAIT2"],
+    verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
+)
+def writes_after_peer_shutdown_wr_keep_succeeding(lab):
+    _, client, server = lab.connected_pair()
+    client.shutdown(socket.SHUT_WR).value
+    lab.wait_state(server, "CLOSE_WAIT", 1.0)
+    lab.wait_state(client, "FIN_WAIT2", 1.0)
+    lab.expect(server.recv().value == b"", "the server reads EOF")
+    lab.expect_ok(server.send(b"first", NOSIG))
+    lab.expect_ok(server.send(b"second", NOSIG))
+    lab.expect_ok(server.send(b"third", NOSIG))
+    lab.wait_for(lambda: _queued(client) == 16, 1.0, "all 16 bytes to reach the half-closed client")
+    lab.expect(client.recv().value == b"firstsecondthird", "the client receives all three writes")
+    lab.expect(not _segments(lab, client, "R"), "the client sent no RST")
+    lab.expect_state(server, "CLOSE_WAIT")
+
+
+# -- 5. SO_LINGER {1, 0} ----------------------------------------------------------------
+
+@scenario(
+    claim="close() with SO_LINGER {1, 0} sends RST instead of FIN and frees the connection at once "
+          "(no TIME_WAIT row, TcpExtTCPAbortOnData counts it), while a plain close() by the first "
+          "closer leaves TIME_WAIT.",
+    proves=["claim:so-linger-zero-skips-time-wait", "flag:RST", "errno:ECONNRESET", "state:TIME_WAIT"],
+    verdicts={"claim:so-linger-zero-skips-time-wait": "confirmed"},
+)
+def linger_zero_close_leaves_no_time_wait(lab):
+    listener, client, server = lab.connected_pair()
+    client.linger(1, 0).value
+    client.close().value
+    lab.expect_packets("client *R")
+    lab.expect(not _segments(lab, client, "F"), "the client sent no FIN")
+    lab.expect(_row(client) is None, "the kernel holds no entry for the connection, not even TIME_WAIT")
+    lab.expect_counter("TcpExtTCPAbortOnData", at_least=1)
+    lab.expect_errno(server.recv(), "ECONNRESET")
+    client2, server2 = _pair(lab, listener, "client2")
+    client2.close().value
+    lab.wait_state(server2, "CLOSE_WAIT", 1.0)
+    server2.close().value
+    lab.wait_state(client2, "TIME_WAIT", 1.0)
+
+
+# -- 6. close() of one descriptor vs shutdown() ----------------------------------------------
+
+@scenario(
+    claim="With the socket dup()ed, close() of one descriptor sends nothing and leaves the "
+          "connection ESTABLISHED; the FIN leaves only when the last descriptor is closed, while "
+          "shutdown(SHUT_WR) sends it at once although another descriptor is still open.",
+    proves=["claim:shutdown-sends-fin-close-waits-for-last-reference", "flag:FIN", "state:FIN_WAIT2"],
+    verdicts={"claim:shutdown-sends-fin-close-waits-for-last-reference": "confirmed"},
+)
+def closing_one_dup_sends_no_fin_but_shutdown_does(lab):
+    listener, client, server = lab.connected_pair()
+    copy = os.dup(client.fileno())
+    lab.call(client, f"close(fd {copy}) (a dup of the client's descriptor)", lambda: os.close(copy)).value
+    lab.sleep(0.05)
+    lab.expect(not _segments(lab, client, "F"), "closing one of two descriptors sent no FIN in 50 ms")
+    lab.expect_state(client, "ESTABLISHED")
+    lab.expect(not server.readable(0), "the server sees no EOF")
+    client.close().value
+    lab.expect_packets("client *F")
+    lab.expect(server.recv().value == b"", "closing the last descriptor sends the FIN: the server reads EOF")
+
+    client2, server2 = _pair(lab, listener, "client2")
+    copy2 = os.dup(client2.fileno())
+    try:
+        client2.shutdown(socket.SHUT_WR).value
+        lab.expect_packets("client2 *F")
+        lab.wait_state(client2, "FIN_WAIT2", 1.0)
+        lab.expect(server2.recv().value == b"", "shutdown(SHUT_WR) with a second descriptor open: EOF at once")
+    finally:
+        os.close(copy2)
+
+
+# -- 7. SO_REUSEADDR over TIME_WAIT ---------------------------------------------------------
+
+def _time_wait_on_port(lab, tag: str, reuseaddr: bool) -> int:
+    """A server port whose accepted connection is left in TIME_WAIT (the server closed first)."""
+    listener = lab.listener(f"listener-{tag}", reuseaddr=reuseaddr)
+    client = lab.socket(f"client-{tag}")
+    client.connect(listener.local).value
+    server = listener.accept(f"server-{tag}").value
+    server.close().value
+    lab.wait_state(client, "CLOSE_WAIT", 1.0)
+    client.close().value
+    lab.wait_state(server, "TIME_WAIT", 1.0)
+    listener.close().value
+    return listener.local[1]
+
+
+def _rebind(lab, name: str, port: int, reuseaddr: bool):
+    s = lab.socket(name)
+    if reuseaddr:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, label="SO_REUSEADDR").value
+    return s, s.bind(("127.0.0.1", port))
+
+
+@scenario(
+    claim="A new listener with SO_REUSEADDR can bind a port held by a TIME_WAIT connection only if "
+          "the old listener had SO_REUSEADDR too (the accepted connection inherits the flag); "
+          "otherwise bind() fails with EADDRINUSE, and without the flag on the new socket it always does.",
+    proves=["claim:so-reuseaddr-rebinds-time-wait-port", "errno:EADDRINUSE", "state:TIME_WAIT"],
+    verdicts={"claim:so-reuseaddr-rebinds-time-wait-port": "depends"},
+)
+def reuseaddr_rebind_over_time_wait_depends_on_old_socket(lab):
+    port = _time_wait_on_port(lab, "a", reuseaddr=False)
+    s, r = _rebind(lab, "restart-a", port, reuseaddr=True)
+    lab.expect_errno(r, "EADDRINUSE")
+    s.close()
+    port = _time_wait_on_port(lab, "b", reuseaddr=True)
+    s, r = _rebind(lab, "plain-b", port, reuseaddr=False)
+    lab.expect_errno(r, "EADDRINUSE")
+    s.close()
+    s, r = _rebind(lab, "restart-b", port, reuseaddr=True)
+    lab.expect_ok(r)
+    lab.expect_ok(s.listen())
+
+
+# -- 8. FIN+ACK in FIN_WAIT1 ---------------------------------------------------------------
+
+@scenario(
+    claim="A FIN_WAIT1 socket that receives one segment carrying the peer's FIN and the ACK of its "
+          "own FIN answers with an ACK and is in TIME_WAIT at once, never showing FIN_WAIT2; a bare "
+          "ACK followed by a FIN passes through FIN_WAIT2.",
+    proves=["claim:fin-ack-in-fin-wait-1-skips-fin-wait-2", "state:FIN_WAIT1", "state:TIME_WAIT",
+            "state:FIN_WAIT2"],
+    needs=("netns", "tun"),
+    verdicts={"claim:fin-ack-in-fin-wait-1-skips-fin-wait-2": "confirmed"},
+)
+def fin_ack_in_fin_wait1_goes_straight_to_time_wait(lab):
+    peer = lab.tun_peer()
+    client, conn = _tun_client(lab, peer, "client", 8080)
+    client.close().value
+    lab.expect_state(client, "FIN_WAIT1")
+    fin = conn.expect("F.")
+    lab.expect_state(client, "FIN_WAIT1")
+    first = len(lab.steps)
+    conn.send("F.")  # our FIN, and the ACK of the kernel's FIN (conn.ack = its seq + 1)
+    seen = set()
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:
+        seen.add(client.state())
+    ack = conn.expect(".")
+    lab.expect(ack["ack"] == conn.seq, "the kernel ACKs the peer's FIN")
+    lab.expect_state(client, "TIME_WAIT")
+    seen |= {step["states"].get("client") for step in lab.steps[first:]}
+    lab.note(f"states polled for 50 ms after the FIN+ACK: {sorted(s for s in seen if s)}")
+    lab.expect("FIN_WAIT2" not in seen, "FIN_WAIT2 was never observed")
+    lab.note(f"kernel FIN seq {fin['seq']}; TIME_WAIT timer {_row(client)['timer_s']:.2f} s")
+
+    client2, conn2 = _tun_client(lab, peer, "client2", 8081)
+    client2.close().value
+    conn2.expect("F.")
+    conn2.send(".")
+    lab.wait_state(client2, "FIN_WAIT2", 1.0)
+    conn2.send("F.")
+    conn2.expect(".")
+    lab.wait_state(client2, "TIME_WAIT", 1.0)
+
+
+# -- 9. TIME_WAIT duration -------------------------------------------------------------------
+
+@scenario(
+    claim="TIME_WAIT's timer starts at 60 s (TCP_TIMEWAIT_LEN) even with net.ipv4.tcp_fin_timeout "
+          "set to 1: its length is a constant, not 2 x MSL and not a sysctl.",
+    proves=["claim:time-wait-lasts-2msl", "state:TIME_WAIT"],
+    verdicts={"claim:time-wait-lasts-2msl": "refuted"},
+)
+def time_wait_timer_is_60_s_whatever_fin_timeout(lab):
+    lab.sysctl("net.ipv4.tcp_fin_timeout", 1)
+    _, client, server = lab.connected_pair()
+    client.close().value
+    lab.wait_state(server, "CLOSE_WAIT", 1.0)
+    server.close().value
+    lab.wait_state(client, "TIME_WAIT", 1.0)
+    first = _row(client)
+    lab.note(f"TIME_WAIT row: timer {first['timer']}, {first['timer_s']:.2f} s left")
+    lab.expect(first["timer"] == 3 and 59.0 <= first["timer_s"] <= 60.0,
+               "the time-wait timer (3) starts at 60 s")
+    lab.sleep(0.15)
+    second = _row(client)
+    lab.note(f"0.15 s later: {second['timer_s']:.2f} s left")
+    lab.expect(first["timer_s"] - 1.0 < second["timer_s"] < first["timer_s"],
+               "the timer counts down from 60 s; tcp_fin_timeout = 1 did not shorten it")
+
+
+# -- 10. tcp_tw_recycle -------------------------------------------------------------------------
+
+@scenario(
+    claim="A fresh network namespace has no net.ipv4.tcp_tw_recycle (opening it fails with ENOENT; "
+          "it was removed in Linux 4.12), while net.ipv4.tcp_tw_reuse exists with its default 2.",
+    proves=["claim:tcp-tw-recycle-fixes-time-wait"],
+    verdicts={"claim:tcp-tw-recycle-fixes-time-wait": "refuted"},
+)
+def tcp_tw_recycle_sysctl_no_longer_exists(lab):
+    def read(path):
+        return lambda: open(path).read().strip()
+    lab.note(f"kernel {os.uname().release}")
+    r = lab.call(None, "open(/proc/sys/net/ipv4/tcp_tw_recycle)", read("/proc/sys/net/ipv4/tcp_tw_recycle"))
+    lab.expect_errno(r, "ENOENT")
+    reuse = lab.call(None, "open(/proc/sys/net/ipv4/tcp_tw_reuse)", read("/proc/sys/net/ipv4/tcp_tw_reuse"))
+    lab.expect(reuse.ok and reuse.value == "2", f"tcp_tw_reuse exists and is 2 (got {reuse})")
+    delay = lab.call(None, "open(/proc/sys/net/ipv4/tcp_tw_reuse_delay)",
+                     read("/proc/sys/net/ipv4/tcp_tw_reuse_delay"))
+    if delay.ok:
+        lab.note(f"tcp_tw_reuse_delay = {delay.value} ms")
+
+
+# -- 11. write after ECONNRESET -----------------------------------------------------------------
+
+@scenario(
+    claim="Once a recv() has reported ECONNRESET, the next send() fails with EPIPE (and recv() "
+          "returns 0); if a send() is the first call after the RST, that send() gets ECONNRESET and "
+          "the one after it EPIPE.",
+    proves=["claim:write-after-econnreset-gives-epipe", "errno:ECONNRESET", "errno:EPIPE"],
+    verdicts={"claim:write-after-econnreset-gives-epipe": "confirmed"},
+)
+def send_after_reported_econnreset_gets_epipe(lab):
+    listener, client, server = lab.connected_pair()
+    client.send(b"x").value
+    lab.wait_for(lambda: _queued(server) == 1, 1.0, "the byte to be queued at the server")
+    server.close().value
+    lab.expect_packets("server *R")
+    lab.expect_state(client, "CLOSE")
+    lab.expect_errno(client.recv(), "ECONNRESET")
+    lab.expect_errno(client.send(b"a", NOSIG), "EPIPE")
+    lab.expect_errno(client.send(b"b", NOSIG), "EPIPE")
+    lab.expect(client.recv().value == b"", "recv() now returns 0")
+
+    client2, server2 = _pair(lab, listener, "client2")
+    client2.send(b"x").value
+    lab.wait_for(lambda: _queued(server2) == 1, 1.0, "the byte to be queued at server2")
+    server2.close().value
+    lab.expect_packets("client2-server *R")
+    lab.expect_errno(client2.send(b"a", NOSIG), "ECONNRESET")
+    lab.expect_errno(client2.send(b"b", NOSIG), "EPIPE")
+
+
+# -- 12. errno after SIGPIPE is ignored ---------------------------------------------------------
+
+@scenario(
+    claim="With SIGPIPE ignored, a write() on a connection the peer has reset returns -1 with errno "
+          "EPIPE (32); SIGPIPE is signal 13 and is never an errno value, and with SIGPIPE at its "
+          "default the same write kills the process instead.",
+    proves=["claim:errno-is-sigpipe-when-sigpipe-ignored", "errno:EPIPE", "signal:SIGPIPE"],
+    verdicts={"claim:errno-is-sigpipe-when-sigpipe-ignored": "refuted"},
+)
+def ignored_sigpipe_leaves_errno_epipe_not_sigpipe(lab):
+    _, server = _closed_peer(lab)
+    lab.expect_ok(server.send(b"first", NOSIG))
+    lab.expect_packets("client *R")
+    fd = server.fileno()
+    lab.expect(signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN, "SIGPIPE is ignored in this process")
+    lab.expect_errno(lab.call(server, "write(fd, \"x\", 1) via libc, SIGPIPE ignored", _libc_write(fd, b"x")),
+                     "EPIPE")
+
+    def ignoring():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        libc = ctypes.CDLL(None, use_errno=True)
+        n = libc.write(fd, b"x", 1)
+        os._exit(ctypes.get_errno() if n < 0 else 0)
+
+    how = lab.fork(ignoring, timeout=2.0)
+    lab.note(f"child with SIGPIPE ignored exited with its errno: {how}; "
+             f"EPIPE = {errno.EPIPE}, SIGPIPE = {int(signal.SIGPIPE)}")
+    lab.expect(how.get("exit_code") == errno.EPIPE == 32, "errno is 32, EPIPE")
+    lab.expect(how.get("exit_code") != int(signal.SIGPIPE), "errno is not 13, the number of SIGPIPE")
+
+    def default():
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.write(fd, b"x", 1)
+
+    how = lab.fork(default, timeout=2.0)
+    lab.expect(how.get("signal_number") == 13, f"with SIGPIPE at its default the write kills the child (got {how})")
+
+
+# -- 13. CLOSING ----------------------------------------------------------------------------------
+
+@scenario(
+    claim="A FIN_WAIT1 socket that receives the peer's FIN before the ACK of its own FIN (the two "
+          "FINs crossed) ACKs it and enters CLOSING; the late ACK then moves it to TIME_WAIT.",
+    proves=["claim:closing-means-simultaneous-close", "state:CLOSING", "state:TIME_WAIT"],
+    needs=("netns", "tun"),
+    verdicts={"claim:closing-means-simultaneous-close": "confirmed"},
+)
+def crossing_fins_move_fin_wait1_to_closing(lab):
+    peer = lab.tun_peer()
+    client, conn = _tun_client(lab, peer, "client", 8080)
+    client.close().value
+    fin = conn.expect("F.")
+    lab.expect_state(client, "FIN_WAIT1")
+    conn.send("F.", ack=fin["seq"])  # the peer's FIN, sent before it saw ours
+    ack = conn.expect(".")
+    lab.expect(ack["ack"] == conn.seq and ack["seq"] == fin["seq"] + 1,
+               "the kernel ACKs the peer's FIN; its own FIN is still unacknowledged")
+    lab.expect_state(client, "CLOSING")
+    row = _row(client)
+    lab.note(f"CLOSING row: timer {row['timer']} ({row['timer_s']:.2f} s), retransmitting the FIN")
+    conn.send(".")  # now the ACK of the kernel's FIN arrives
+    lab.wait_state(client, "TIME_WAIT", 1.0)
+    lab.expect_packets("client *F", "peer *F", "client .", "peer .")
