@@ -10,9 +10,10 @@ from __future__ import annotations
 import socket
 import struct
 
-# TCP header flag bits, in the order tcpdump prints them.
+# TCP header flag bits, in the order tcpdump prints them; AE (0x100, the low bit of the
+# data-offset byte) prints as "e".
 FLAG_BITS = (("F", 0x01), ("S", 0x02), ("R", 0x04), ("P", 0x08), ("U", 0x20), ("E", 0x40),
-             ("W", 0x80))
+             ("W", 0x80), ("e", 0x100))
 ACK = 0x10
 ECN_NAMES = {0: "Not-ECT", 1: "ECT(1)", 2: "ECT(0)", 3: "CE"}
 
@@ -61,6 +62,7 @@ def parse_ip(data: bytes) -> dict | None:
     if proto == socket.IPPROTO_TCP and len(payload) >= 20:
         sport, dport, seq, ack, off, bits, window = struct.unpack("!HHIIBBH", payload[:16])
         hlen = (off >> 4) * 4
+        bits |= (off & 0x01) << 8  # AE
         return {**base, "proto": "tcp", "sport": sport, "dport": dport, "seq": seq, "ack": ack,
                 "flags": flag_letters(bits), "bits": bits, "win": window,
                 "len": len(payload) - hlen, "data": payload[hlen:]}
@@ -74,8 +76,9 @@ def ipv4_tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, fla
     """An IPv4 packet carrying one TCP segment, checksums filled in."""
     options = struct.pack("!BBH", 2, 4, mss) if mss else b""
     hlen = 20 + len(options)
+    bits = flag_bits(flags)
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                      (hlen // 4) << 4, flag_bits(flags), window, 0, 0) + options + data
+                      ((hlen // 4) << 4) | (bits >> 8), bits & 0xFF, window, 0, 0) + options + data
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
     return ipv4(src, dst, socket.IPPROTO_TCP, tcp, ecn)
