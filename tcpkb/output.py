@@ -56,6 +56,9 @@ def headline(e: dict) -> str:
         return f"{accent(e['name'])}  state {e['number']} (/proc hex {e['hex']})  {bold(e['title'])}"
     if kind == "flag":
         return f"{accent(e['name'])}  flag {e['hex']} ({e['letter']})  {bold(e['title'])}"
+    if kind == "claim":
+        colour = {"confirmed": "32", "refuted": "31"}.get(e["verdict"], "33")
+        return f"{accent(e['title'])}  claim {style(e['verdict'].upper(), colour)}"
     return f"{accent(e['name'])}  {bold(e['title'])}"
 
 
@@ -175,8 +178,11 @@ def print_list(entries: list[dict]) -> None:
             key = f"{e['number']:>3}"
         elif kind == "state":
             key = f"{e['number']:>2} {e['hex']}"
-        else:
+        elif kind == "flag":
             key = f"{e['hex']} {e['letter']}"
+        else:  # a claim: its verdict, then the claim as people state it
+            echo(f"{e['verdict']:<9}  {accent(e['name'])}  {e['title']}")
+            continue
         echo(f"{key}  {accent(e['name'].ljust(width))} {e['title']}")
 
 

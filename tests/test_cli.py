@@ -224,3 +224,14 @@ def test_closed_pipe_is_quiet(kb_db):
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().startswith("1")
     assert proc.stderr == ""
+
+
+def test_claims_show_their_verdict(cli):
+    shown = cli("show", "claim:time-wait-lasts-2msl")
+    assert shown.exit_code == 0 and "REFUTED" in shown.stdout
+    listed = cli("list", "claim")
+    assert listed.exit_code == 0
+    assert any(line.startswith("refuted") and "tcp-tw-recycle-fixes-time-wait" in line
+               for line in listed.stdout.splitlines())
+    as_json = json.loads(cli("show", "claim:fin-wait-2-has-no-timeout", "--json").stdout)
+    assert as_json["verdict"] == "depends" and as_json["kind"] == "claim"
