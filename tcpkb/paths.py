@@ -102,16 +102,21 @@ def content_hash(kb: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def warn_if_stale(path: str) -> None:
-    """In a checkout, say so when kb/ has changed since the database was built."""
+def is_stale(path: str) -> bool | None:
+    """True when kb/ or the results changed since `path` was built; None if unreadable."""
     import sqlite3
 
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
             row = conn.execute("select value from meta where key = 'notes_hash'").fetchone()
     except sqlite3.Error:
-        return  # the lookup itself will report an unreadable database
-    if row is None or row[0] != content_hash(kb_dir()):
+        return None
+    return row is None or row[0] != content_hash(kb_dir())
+
+
+def warn_if_stale(path: str) -> None:
+    """In a checkout, say so when kb/ has changed since the database was built."""
+    if is_stale(path):  # None (unreadable): the lookup itself will report it
         print(f"tcpkb: kb/ or data/verify/ has changed since {path} was built; run `tcpkb build`",
               file=sys.stderr)
 

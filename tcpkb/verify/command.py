@@ -48,7 +48,9 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
     if list_only:
         return show_list(chosen, as_json)
     jobs = jobs or os.cpu_count() or 2
-    db = paths.ensure_db()  # the checks compare the notes as built
+    db = paths.db_path()
+    if not os.path.exists(db) or paths.is_stale(db) is not False:
+        _rebuild()  # the checks compare the notes as they are now
     here = machine()
     if not as_json:
         output.echo(f"tcpkb verify: {len(chosen)} scenarios on {here['kernel']} {here['arch']}, "

@@ -13,12 +13,15 @@ polls bounded in time; the runner's watchdog bounds the whole scenario.
 
 from __future__ import annotations
 
+import ctypes
 import errno as errno_mod
+import fcntl
 import os
 import select
 import signal
 import socket
 import struct
+import termios
 import time
 
 from .capture import Capture
@@ -30,7 +33,10 @@ TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5:
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
               11: "CLOSING", 12: "NEW_SYN_RECV", 13: "BOUND_INACTIVE"}
 TCP_INFO = 11
+SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent
 POLL_S = 0.005
+OPTION_LEVELS = {"SO_": socket.SOL_SOCKET, "TCP_": socket.IPPROTO_TCP, "IP_": socket.IPPROTO_IP,
+                 "IPV6_": socket.IPPROTO_IPV6}
 
 
 class ScenarioFailed(Exception):
@@ -41,13 +47,21 @@ class Skip(Exception):
     """The scenario cannot run here (no TUN, no nft …): skipped with this reason."""
 
 
+# Python names a few numbers by a libc alias; the kernel (and the notes) use these.
+KERNEL_NAMES = {95: "EOPNOTSUPP", 35: "EDEADLK"}
+
+
+def errno_name(number: int) -> str | None:
+    return KERNEL_NAMES.get(number) or errno_mod.errorcode.get(number)
+
+
 class Result:
     """What one call returned: a value, or an errno name."""
 
     def __init__(self, call: str, value=None, error: OSError | None = None):
         self.call = call
         self._value = value
-        self.errno = errno_mod.errorcode.get(error.errno) if error is not None and error.errno else None
+        self.errno = errno_name(error.errno) if error is not None and error.errno else None
         self.error = None if error is None else (error.strerror or str(error))
 
     @property
@@ -81,7 +95,7 @@ def _shown(value) -> str | int | None:
 class TracedSocket:
     """A socket whose calls are recorded in the lab's trace under a name."""
 
-    def __init__(self, lab: "Lab", name: str, sock: socket.socket):
+    def __init__(self, lab: Lab, name: str, sock: socket.socket):
         self.lab, self.name, self.sock = lab, name, sock
         self.local: tuple | None = None
         self.remote: tuple | None = None
@@ -113,7 +127,7 @@ class TracedSocket:
         self._addresses()
         if self.local is None or self.local[0] in ("0.0.0.0", "::"):
             # a failed connect drops its address (and may give its port back): the SYN has both
-            syns = [p for p in self.lab.packets() if p.get("proto") == "tcp" and "S" in p["flags"]
+            syns = [p for p in self.lab._captured() if p.get("proto") == "tcp" and "S" in p["flags"]
                     and "." not in p["flags"] and (p["dst"], p["dport"]) == tuple(address[:2])
                     and p["t_ms"] >= began]
             if syns:
@@ -181,10 +195,27 @@ class TracedSocket:
                 return state
             # An open socket whose connection went to TIME_WAIT reports CLOSE: the
             # TIME_WAIT lives in a separate kernel object, found by its four-tuple.
-        for row in proc_tcp():
-            if self.local and self.remote and row["local"] == self.local and row["remote"] == self.remote:
-                return row["state"]
+        row = proc_row(self.local, self.remote) if self.local and self.remote else None
+        if row:
+            return row["state"]
         return "gone" if self.closed else "CLOSE"
+
+    def proc_row(self) -> dict | None:
+        """This socket's /proc/net/tcp row, found by its four-tuple, or None when the kernel
+        lists none; a socket with no remote end is looked up as a listener is listed (0.0.0.0:0)."""
+        if not self.local:
+            return None
+        return proc_row(self.local, self.remote or ("::" if ":" in self.local[0] else "0.0.0.0", 0))
+
+    def queued(self) -> int:
+        """Bytes waiting in the receive queue (FIONREAD)."""
+        buf = bytearray(4)
+        fcntl.ioctl(self.fileno(), termios.FIONREAD, buf)
+        return int.from_bytes(buf, "little")
+
+    def unsent(self) -> int:
+        """Bytes in the send queue the kernel has not sent yet (SIOCOUTQNSD)."""
+        return struct.unpack("i", fcntl.ioctl(self.fileno(), SIOCOUTQNSD, b"\0" * 4))[0]
 
     def readable(self, timeout: float) -> bool:
         return bool(select.select([self.sock], [], [], timeout)[0])
@@ -221,6 +252,20 @@ def proc_tcp() -> list[dict]:
     return rows
 
 
+def proc_row(local, remote) -> dict | None:
+    """The /proc/net/tcp (or tcp6) row of the four-tuple local -> remote, or None."""
+    for row in proc_tcp():
+        if row["local"] == tuple(local) and row["remote"] == tuple(remote):
+            return row
+    return None
+
+
+def proc_state(local, remote) -> str:
+    """The state /proc/net/tcp lists for local -> remote, or "gone" when it lists none."""
+    row = proc_row(local, remote)
+    return row["state"] if row else "gone"
+
+
 def _proc_addr(text: str, family: int) -> tuple:
     hexaddr, hexport = text.split(":")
     raw = bytes.fromhex(hexaddr)
@@ -229,6 +274,25 @@ def _proc_addr(text: str, family: int) -> tuple:
     else:  # four little-endian 32-bit words
         raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
     return (socket.inet_ntop(family, raw), int(hexport, 16))
+
+
+_libc = None
+
+
+def libc_write(fd: int, data: bytes) -> int:
+    """write(2) through the C library, so no Python layer sits between the kernel and errno;
+    raises OSError with the errno on failure (Python's own EBADF, EINTR retries and SIGPIPE
+    handling never get involved)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        _libc.write.restype = ctypes.c_ssize_t
+    n = _libc.write(fd, data, len(data))
+    if n < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return n
 
 
 def counters() -> dict[str, int]:
@@ -297,11 +361,17 @@ class Lab:
     # -- sockets ---------------------------------------------------------
 
     def socket(self, name: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
-               proto: int = 0) -> TracedSocket:
+               proto: int = 0, options: dict | None = None) -> TracedSocket:
+        """A new traced socket. `options` ({"SO_RCVBUF": 4096, "TCP_SYNCNT": 1} …), named as in
+        the socket module, are set in order right after socket(), each at its prefix's level."""
         kind = {socket.SOCK_STREAM: "SOCK_STREAM", socket.SOCK_DGRAM: "SOCK_DGRAM"}.get(type, str(type))
         fam = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}.get(family, str(family))
         r = self.call(None, f"{name} = socket({fam}, {kind})", lambda: socket.socket(family, type, proto))
-        return self.adopt(name, r.value)
+        traced = self.adopt(name, r.value)
+        for option, value in (options or {}).items():
+            level = OPTION_LEVELS[option.split("_")[0] + "_"]
+            traced.setsockopt(level, getattr(socket, option), value, label=option).value
+        return traced
 
     def adopt(self, name: str, sock: socket.socket) -> TracedSocket:
         traced = TracedSocket(self, name, sock)
@@ -310,11 +380,11 @@ class Lab:
         return traced
 
     def listener(self, name: str = "listener", address=("127.0.0.1", 0), backlog: int = 16,
-                 reuseaddr: bool = False) -> TracedSocket:
+                 reuseaddr: bool = False, options: dict | None = None) -> TracedSocket:
+        """A socket bound to `address` and listening; SO_REUSEADDR first if `reuseaddr`, then `options`."""
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        s = self.socket(name, family)
-        if reuseaddr:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, label="SO_REUSEADDR")
+        first = {"SO_REUSEADDR": 1} if reuseaddr else {}
+        s = self.socket(name, family, options={**first, **(options or {})})
         s.bind(address).value
         s.listen(backlog).value
         return s
@@ -322,10 +392,74 @@ class Lab:
     def connected_pair(self, backlog: int = 16) -> tuple[TracedSocket, TracedSocket, TracedSocket]:
         """listener, client, server: an established loopback connection."""
         lst = self.listener(backlog=backlog)
-        cli = self.socket("client")
-        cli.connect(lst.local).value
-        srv = lst.accept("server").value
+        cli, srv = self.connect_to(lst)
         return lst, cli, srv
+
+    def connect_to(self, listener: TracedSocket, client: str = "client", server: str = "server",
+                   options: dict | None = None) -> tuple[TracedSocket, TracedSocket]:
+        """client, server: one more connection to `listener`, connected and accepted; the client
+        socket gets `options` (as `socket` sets them) before it connects."""
+        cli = self.socket(client, options=options)
+        cli.connect(listener.local).value
+        srv = listener.accept(server).value
+        return cli, srv
+
+    def port_in_time_wait(self, reuseaddr: bool = False, suffix: str = "") -> tuple:
+        """A loopback listener address whose port only a TIME_WAIT connection holds now: the
+        accepted socket closed first, then the client, then the listener (opened with
+        SO_REUSEADDR if `reuseaddr`). The sockets are named listener, client, server + `suffix`."""
+        listener = self.listener(f"listener{suffix}", reuseaddr=reuseaddr)
+        client, server = self.connect_to(listener, f"client{suffix}", f"server{suffix}")
+        server.close().value
+        self.wait_state(client, "CLOSE_WAIT", 1.0)
+        client.close().value
+        self.wait_state(server, "TIME_WAIT", 1.0)
+        listener.close().value
+        return listener.local
+
+    def fill_to_zero_window(self, sock: TracedSocket) -> None:
+        """Send from `sock` without blocking until EAGAIN, and again until nothing more goes out,
+        so that its data waits behind the peer's zero window; expects unsent bytes to be left."""
+        chunk = b"x" * 65536
+
+        def fill():
+            total, rounds = 0, 0
+            sock.sock.setblocking(False)
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                rounds += 1
+                progressed = False
+                while True:
+                    try:
+                        total += sock.sock.send(chunk)
+                        progressed = True
+                    except BlockingIOError:
+                        break
+                if not progressed and sock.unsent() > 0:
+                    return f"{total} bytes accepted in {rounds} rounds, then EAGAIN"
+                time.sleep(0.01)
+            raise OSError(0, f"send queue never settled ({total} bytes sent)")
+        self.call(sock, "send(64 KiB, non-blocking) until EAGAIN", fill).value
+        unsent = sock.unsent()
+        self.expect(unsent > 0, f"{sock.name} holds {unsent} unsent bytes behind the peer's zero window")
+
+    def read_to_eof(self, sock: TracedSocket, timeout: float = 2.0) -> None:
+        """Read from `sock` without blocking until end of stream (the peer's FIN), within `timeout`."""
+        def drain():
+            total = 0
+            sock.sock.setblocking(False)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    data = sock.sock.recv(65536)
+                except BlockingIOError:
+                    time.sleep(0.002)
+                    continue
+                if not data:
+                    return f"{total} bytes, then end of stream"
+                total += len(data)
+            raise OSError(0, f"no end of stream within {timeout} s ({total} bytes read)")
+        self.call(sock, "recv() until end of stream", drain).value
 
     # -- the namespace ---------------------------------------------------
 
@@ -397,6 +531,19 @@ class Lab:
     def wait_state(self, sock: TracedSocket, state: str, timeout: float = 2.0) -> float:
         return self.wait_for(lambda: sock.state() == state, timeout, f"{sock.name} to reach {state}")
 
+    def expect_held(self, check, seconds: float, what: str) -> None:
+        """`check()` stays true for `seconds` (a state the kernel does not leave on its own)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if not check():
+                self.fail(f"{what} did not hold for {seconds} s")
+            time.sleep(0.01)
+        self.expect(True, f"{what} held for {seconds} s")
+
+    def expect_state_held(self, sock: TracedSocket, state: str, seconds: float = 0.1) -> None:
+        """`sock` stays in `state` for `seconds`."""
+        self.expect_held(lambda: sock.state() == state, seconds, f"{sock.name} in {state}")
+
     # -- expectations ----------------------------------------------------
 
     def fail(self, message: str):
@@ -424,6 +571,10 @@ class Lab:
         return moved
 
     def packets(self) -> list[dict]:
+        """Every packet captured so far, each labelled `from`/`to` with the lab's names."""
+        return self._labelled()
+
+    def _captured(self) -> list[dict]:
         if self.capture is None:
             return []
         self.capture.drain()
@@ -479,7 +630,7 @@ class Lab:
     def _labelled(self) -> list[dict]:
         peer_ip = self.peer.address if self.peer else None
         out = []
-        for p in self.packets():
+        for p in self._captured():
             if p.get("proto") == "tcp":
                 src, dst = (p["src"], p["sport"]), (p["dst"], p["dport"])
                 p["from"] = "peer" if p["src"] == peer_ip else self._who(src, dst)

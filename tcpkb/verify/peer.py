@@ -21,7 +21,7 @@ from .packets import icmp_unreachable, ipv4_tcp, parse_ip
 class Conn:
     """One connection as the peer sees it: its port, the kernel's, and both sequence spaces."""
 
-    def __init__(self, peer: "Peer", port: int, kernel_port: int, seq: int, ack: int):
+    def __init__(self, peer: Peer, port: int, kernel_port: int, seq: int, ack: int):
         self.peer, self.port, self.kernel_port = peer, port, kernel_port
         self.seq, self.ack = seq, ack  # next seq the peer sends, next byte it expects
 
@@ -99,6 +99,27 @@ class Peer:
         if answer:
             conn.send("S.")
         return conn
+
+    def connecting(self, name: str = "client", port: int = 80) -> tuple:
+        """(traced socket, Conn): a non-blocking kernel socket `name` whose connect() to the
+        peer's `port` returned EINPROGRESS; the peer has read its SYN (conn.syn) and not answered."""
+        sock = self.lab.socket(name)
+        sock.set_blocking(False)
+        self.lab.expect_errno(sock.connect((self.address, port)), "EINPROGRESS")
+        return sock, self.accept(port, answer=False)
+
+    def connected(self, name: str = "client", port: int = 80, blocking: bool = False,
+                  synack: str = "S.") -> tuple:
+        """(traced socket, Conn): a kernel socket `name` connected to the peer's `port`: after
+        `connecting`, the peer answers the SYN with `synack` and reads the kernel's ACK. The socket
+        is ESTABLISHED, its addresses recorded; it stays non-blocking unless `blocking`."""
+        sock, conn = self.connecting(name, port)
+        conn.send(synack)
+        conn.expect(".", timeout=1.0)
+        self.lab.wait_state(sock, "ESTABLISHED", 1.0)
+        sock._addresses()
+        sock.set_blocking(blocking)
+        return sock, conn
 
     def connect(self, kernel_port: int, port: int = 40000, complete: bool = True,
                 timeout: float = 2.0) -> Conn:

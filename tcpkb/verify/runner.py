@@ -153,7 +153,10 @@ def _alarm(signum, frame):
 def _run_here(s: Scenario, context: dict) -> dict:
     """Inside the child: make the namespace, run the scenario, return its result."""
     began = time.monotonic()
-    ms = lambda: (time.monotonic() - began) * 1000  # noqa: E731
+
+    def ms() -> float:
+        return (time.monotonic() - began) * 1000
+
     isolated = False
     if "netns" in s.needs or "tun" in s.needs:
         try:

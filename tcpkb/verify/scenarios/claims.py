@@ -6,32 +6,20 @@ verdict that note carries; the note quotes the numbers these traces record.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import os
 import select
 import signal
 import socket
-import termios
 import time
 
 from .. import scenario
-from ..lab import proc_tcp
+from ..lab import libc_write
 
 NOSIG = socket.MSG_NOSIGNAL
-PEER = "10.0.0.2"
 
 
 # -- helpers -------------------------------------------------------------------
-
-def _pair(lab, listener, name: str):
-    """One more connection to `listener`: client `name`, accepted socket `name`-server."""
-    cli = lab.socket(name)
-    cli.connect(listener.local).value
-    srv = listener.accept(f"{name}-server").value
-    return cli, srv
-
 
 def _segments(lab, sock, flag: str) -> list[dict]:
     """TCP segments `sock` sent on its connection that carry `flag` ("" for all of them)."""
@@ -40,46 +28,12 @@ def _segments(lab, sock, flag: str) -> list[dict]:
             and flag in p["flags"]]
 
 
-def _row(sock) -> dict | None:
-    """The /proc/net/tcp row of `sock`'s four-tuple, or None when the kernel has freed it."""
-    for row in proc_tcp():
-        if sock.local and sock.remote and row["local"] == tuple(sock.local) \
-                and row["remote"] == tuple(sock.remote):
-            return row
-    return None
-
-
-def _queued(sock) -> int:
-    """Bytes waiting in the receive queue (FIONREAD)."""
-    buf = bytearray(4)
-    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
-    return int.from_bytes(buf, "little")
-
-
-def _libc_write(fd: int, data: bytes):
-    """write(2) through the C library, so no Python layer sits between the kernel and errno."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def do():
-        n = libc.write(fd, data, len(data))
-        if n < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-        return n
-    return do
-
-
-def _tun_client(lab, peer, name: str, port: int):
-    """A kernel socket connected to the scripted peer at 10.0.0.2:port: (socket, peer's conn)."""
-    sock = lab.socket(name)
-    sock.set_blocking(False)
-    lab.expect_errno(sock.connect((PEER, port)), "EINPROGRESS")
-    conn = peer.accept(port)
-    conn.expect(".")  # the kernel's ACK of the SYN-ACK
-    lab.wait_state(sock, "ESTABLISHED", 1.0)
-    sock.set_blocking(True)
-    sock.local, sock.remote = sock.sock.getsockname()[:2], (PEER, port)
-    return sock, conn
+def _close_with_unread(lab, client, server, data: bytes, what: str) -> None:
+    """`client` sends `data`; once it is queued at `server` (`what`), `server` closes it unread: RST."""
+    client.send(data).value
+    lab.wait_for(lambda: server.queued() == len(data), 1.0, what)
+    server.close().value
+    lab.expect_packets(f"{server.name} *R")
 
 
 def _closed_peer(lab):
@@ -102,16 +56,13 @@ def _closed_peer(lab):
 )
 def close_with_unread_data_sends_rst_never_fin(lab):
     listener, client, server = lab.connected_pair()
-    client.send(b"never read").value
-    lab.wait_for(lambda: _queued(server) == 10, 1.0, "10 unread bytes in the server's queue")
-    server.close().value
-    lab.expect_packets("server *R")
+    _close_with_unread(lab, client, server, b"never read", "10 unread bytes in the server's queue")
     lab.expect(not _segments(lab, server, "F"), "the server sent no FIN at all")
-    lab.expect(_row(server) is None, "the server's side is freed at once: no TIME_WAIT entry")
+    lab.expect(server.proc_row() is None, "the server's side is freed at once: no TIME_WAIT entry")
     lab.expect_counter("TcpExtTCPAbortOnClose", at_least=1)
     lab.expect_errno(client.recv(), "ECONNRESET")
     # The same close() after the data was read: an ordinary FIN.
-    client2, server2 = _pair(lab, listener, "client2")
+    client2, server2 = lab.connect_to(listener, "client2", "client2-server")
     client2.send(b"read first").value
     lab.wait_for(lambda: server2.readable(0), 1.0, "the data to reach server2")
     lab.expect(server2.recv().value == b"read first", "server2 reads all 10 bytes")
@@ -133,7 +84,7 @@ def close_with_unread_data_sends_rst_never_fin(lab):
 def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
     _, client, server = lab.connected_pair()
     client.send(b"before").value
-    lab.wait_for(lambda: _queued(server) == 6, 1.0, "6 bytes queued at the server")
+    lab.wait_for(lambda: server.queued() == 6, 1.0, "6 bytes queued at the server")
     lab.expect_packets("client *P", "server .")  # the data is ACKed before the shutdown
     before = len(_segments(lab, server, ""))
     server.shutdown(socket.SHUT_RD).value
@@ -148,7 +99,7 @@ def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
     lab.expect(took < 0.1, "it did not wait for data")
     client.send(b"after").value
     lab.expect_packets("client *P", "server .", "client *P", "server .")
-    lab.wait_for(lambda: _queued(server) == 5, 1.0, "the 5 later bytes to be queued at the server")
+    lab.wait_for(lambda: server.queued() == 5, 1.0, "the 5 later bytes to be queued at the server")
     lab.expect(server.recv().value == b"after", "bytes arriving after SHUT_RD are queued and returned")
     poller = select.poll()
     poller.register(server.fileno(), select.POLLIN | select.POLLRDHUP)
@@ -178,18 +129,18 @@ def fin_wait2_times_out_only_when_orphaned(lab):
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
         lab.note(f"tcp_fin_timeout in a fresh namespace: {f.read().strip()} s")
     lab.sysctl("net.ipv4.tcp_fin_timeout", 1)
-    listener, orphan, orphan_srv = lab.connected_pair()
-    kept, kept_srv = _pair(lab, listener, "kept")
+    listener, orphan, _ = lab.connected_pair()
+    kept, _ = lab.connect_to(listener, "kept", "kept-server")
     orphan.close().value
     kept.shutdown(socket.SHUT_WR).value
     lab.wait_state(orphan, "FIN_WAIT2", 1.0)
     began = time.monotonic()
     lab.wait_state(kept, "FIN_WAIT2", 1.0)
-    row = _row(orphan)
+    row = orphan.proc_row()
     lab.note(f"orphaned FIN_WAIT2: /proc/net/tcp timer {row['timer']} with {row['timer_s']:.2f} s left")
     lab.expect(row["timer"] == 3 and 0.2 <= row["timer_s"] <= 1.0,
                "the orphan runs the time-wait timer (3) set to tcp_fin_timeout")
-    row = _row(kept)
+    row = kept.proc_row()
     lab.note(f"open FIN_WAIT2: /proc/net/tcp timer {row['timer']}")
     lab.expect(row["timer"] == 0, "the socket with an open descriptor has no timer running")
     lab.wait_state(orphan, "gone", 3.0)
@@ -199,7 +150,7 @@ def fin_wait2_times_out_only_when_orphaned(lab):
     lab.sleep(0.3)
     lab.note(f"the open socket has been in FIN_WAIT2 for {time.monotonic() - began:.2f} s")
     lab.expect_state(kept, "FIN_WAIT2")
-    lab.expect(_row(kept)["timer"] == 0, "and still has no timer")
+    lab.expect(kept.proc_row()["timer"] == 0, "and still has no timer")
 
 
 # -- 4. first write after the peer closed ----------------------------------------------
@@ -257,7 +208,7 @@ def writes_after_peer_shutdown_wr_keep_succeeding(lab):
     lab.expect_ok(server.send(b"first", NOSIG))
     lab.expect_ok(server.send(b"second", NOSIG))
     lab.expect_ok(server.send(b"third", NOSIG))
-    lab.wait_for(lambda: _queued(client) == 16, 1.0, "all 16 bytes to reach the half-closed client")
+    lab.wait_for(lambda: client.queued() == 16, 1.0, "all 16 bytes to reach the half-closed client")
     lab.expect(client.recv().value == b"firstsecondthird", "the client receives all three writes")
     lab.expect(not _segments(lab, client, "R"), "the client sent no RST")
     lab.expect_state(server, "CLOSE_WAIT")
@@ -278,10 +229,10 @@ def linger_zero_close_leaves_no_time_wait(lab):
     client.close().value
     lab.expect_packets("client *R")
     lab.expect(not _segments(lab, client, "F"), "the client sent no FIN")
-    lab.expect(_row(client) is None, "the kernel holds no entry for the connection, not even TIME_WAIT")
+    lab.expect(client.proc_row() is None, "the kernel holds no entry for the connection, not even TIME_WAIT")
     lab.expect_counter("TcpExtTCPAbortOnData", at_least=1)
     lab.expect_errno(server.recv(), "ECONNRESET")
-    client2, server2 = _pair(lab, listener, "client2")
+    client2, server2 = lab.connect_to(listener, "client2", "client2-server")
     client2.close().value
     lab.wait_state(server2, "CLOSE_WAIT", 1.0)
     server2.close().value
@@ -309,7 +260,7 @@ def closing_one_dup_sends_no_fin_but_shutdown_does(lab):
     lab.expect_packets("client *F")
     lab.expect(server.recv().value == b"", "closing the last descriptor sends the FIN: the server reads EOF")
 
-    client2, server2 = _pair(lab, listener, "client2")
+    client2, server2 = lab.connect_to(listener, "client2", "client2-server")
     copy2 = os.dup(client2.fileno())
     try:
         client2.shutdown(socket.SHUT_WR).value
@@ -322,24 +273,8 @@ def closing_one_dup_sends_no_fin_but_shutdown_does(lab):
 
 # -- 7. SO_REUSEADDR over TIME_WAIT ---------------------------------------------------------
 
-def _time_wait_on_port(lab, tag: str, reuseaddr: bool) -> int:
-    """A server port whose accepted connection is left in TIME_WAIT (the server closed first)."""
-    listener = lab.listener(f"listener-{tag}", reuseaddr=reuseaddr)
-    client = lab.socket(f"client-{tag}")
-    client.connect(listener.local).value
-    server = listener.accept(f"server-{tag}").value
-    server.close().value
-    lab.wait_state(client, "CLOSE_WAIT", 1.0)
-    client.close().value
-    lab.wait_state(server, "TIME_WAIT", 1.0)
-    listener.close().value
-    return listener.local[1]
-
-
 def _rebind(lab, name: str, port: int, reuseaddr: bool):
-    s = lab.socket(name)
-    if reuseaddr:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, label="SO_REUSEADDR").value
+    s = lab.socket(name, options={"SO_REUSEADDR": 1} if reuseaddr else None)
     return s, s.bind(("127.0.0.1", port))
 
 
@@ -351,11 +286,11 @@ def _rebind(lab, name: str, port: int, reuseaddr: bool):
     verdicts={"claim:so-reuseaddr-rebinds-time-wait-port": "depends"},
 )
 def reuseaddr_rebind_over_time_wait_depends_on_old_socket(lab):
-    port = _time_wait_on_port(lab, "a", reuseaddr=False)
+    port = lab.port_in_time_wait(reuseaddr=False, suffix="-a")[1]
     s, r = _rebind(lab, "restart-a", port, reuseaddr=True)
     lab.expect_errno(r, "EADDRINUSE")
     s.close()
-    port = _time_wait_on_port(lab, "b", reuseaddr=True)
+    port = lab.port_in_time_wait(reuseaddr=True, suffix="-b")[1]
     s, r = _rebind(lab, "plain-b", port, reuseaddr=False)
     lab.expect_errno(r, "EADDRINUSE")
     s.close()
@@ -377,7 +312,7 @@ def reuseaddr_rebind_over_time_wait_depends_on_old_socket(lab):
 )
 def fin_ack_in_fin_wait1_goes_straight_to_time_wait(lab):
     peer = lab.tun_peer()
-    client, conn = _tun_client(lab, peer, "client", 8080)
+    client, conn = peer.connected("client", port=8080, blocking=True)
     client.close().value
     lab.expect_state(client, "FIN_WAIT1")
     fin = conn.expect("F.")
@@ -394,9 +329,9 @@ def fin_ack_in_fin_wait1_goes_straight_to_time_wait(lab):
     seen |= {step["states"].get("client") for step in lab.steps[first:]}
     lab.note(f"states polled for 50 ms after the FIN+ACK: {sorted(s for s in seen if s)}")
     lab.expect("FIN_WAIT2" not in seen, "FIN_WAIT2 was never observed")
-    lab.note(f"kernel FIN seq {fin['seq']}; TIME_WAIT timer {_row(client)['timer_s']:.2f} s")
+    lab.note(f"kernel FIN seq {fin['seq']}; TIME_WAIT timer {client.proc_row()['timer_s']:.2f} s")
 
-    client2, conn2 = _tun_client(lab, peer, "client2", 8081)
+    client2, conn2 = peer.connected("client2", port=8081, blocking=True)
     client2.close().value
     conn2.expect("F.")
     conn2.send(".")
@@ -421,12 +356,12 @@ def time_wait_timer_is_60_s_whatever_fin_timeout(lab):
     lab.wait_state(server, "CLOSE_WAIT", 1.0)
     server.close().value
     lab.wait_state(client, "TIME_WAIT", 1.0)
-    first = _row(client)
+    first = client.proc_row()
     lab.note(f"TIME_WAIT row: timer {first['timer']}, {first['timer_s']:.2f} s left")
     lab.expect(first["timer"] == 3 and 59.0 <= first["timer_s"] <= 60.0,
                "the time-wait timer (3) starts at 60 s")
     lab.sleep(0.15)
-    second = _row(client)
+    second = client.proc_row()
     lab.note(f"0.15 s later: {second['timer_s']:.2f} s left")
     lab.expect(first["timer_s"] - 1.0 < second["timer_s"] < first["timer_s"],
                "the timer counts down from 60 s; tcp_fin_timeout = 1 did not shorten it")
@@ -465,21 +400,15 @@ def tcp_tw_recycle_sysctl_no_longer_exists(lab):
 )
 def send_after_reported_econnreset_gets_epipe(lab):
     listener, client, server = lab.connected_pair()
-    client.send(b"x").value
-    lab.wait_for(lambda: _queued(server) == 1, 1.0, "the byte to be queued at the server")
-    server.close().value
-    lab.expect_packets("server *R")
+    _close_with_unread(lab, client, server, b"x", "the byte to be queued at the server")
     lab.expect_state(client, "CLOSE")
     lab.expect_errno(client.recv(), "ECONNRESET")
     lab.expect_errno(client.send(b"a", NOSIG), "EPIPE")
     lab.expect_errno(client.send(b"b", NOSIG), "EPIPE")
     lab.expect(client.recv().value == b"", "recv() now returns 0")
 
-    client2, server2 = _pair(lab, listener, "client2")
-    client2.send(b"x").value
-    lab.wait_for(lambda: _queued(server2) == 1, 1.0, "the byte to be queued at server2")
-    server2.close().value
-    lab.expect_packets("client2-server *R")
+    client2, server2 = lab.connect_to(listener, "client2", "client2-server")
+    _close_with_unread(lab, client2, server2, b"x", "the byte to be queued at server2")
     lab.expect_errno(client2.send(b"a", NOSIG), "ECONNRESET")
     lab.expect_errno(client2.send(b"b", NOSIG), "EPIPE")
 
@@ -499,14 +428,16 @@ def ignored_sigpipe_leaves_errno_epipe_not_sigpipe(lab):
     lab.expect_packets("client *R")
     fd = server.fileno()
     lab.expect(signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN, "SIGPIPE is ignored in this process")
-    lab.expect_errno(lab.call(server, "write(fd, \"x\", 1) via libc, SIGPIPE ignored", _libc_write(fd, b"x")),
+    lab.expect_errno(lab.call(server, "write(fd, \"x\", 1) via libc, SIGPIPE ignored", lambda: libc_write(fd, b"x")),
                      "EPIPE")
 
     def ignoring():
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        libc = ctypes.CDLL(None, use_errno=True)
-        n = libc.write(fd, b"x", 1)
-        os._exit(ctypes.get_errno() if n < 0 else 0)
+        try:
+            libc_write(fd, b"x")
+        except OSError as e:
+            os._exit(e.errno)
+        os._exit(0)
 
     how = lab.fork(ignoring, timeout=2.0)
     lab.note(f"child with SIGPIPE ignored exited with its errno: {how}; "
@@ -516,8 +447,7 @@ def ignored_sigpipe_leaves_errno_epipe_not_sigpipe(lab):
 
     def default():
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.write(fd, b"x", 1)
+        libc_write(fd, b"x")
 
     how = lab.fork(default, timeout=2.0)
     lab.expect(how.get("signal_number") == 13, f"with SIGPIPE at its default the write kills the child (got {how})")
@@ -534,7 +464,7 @@ def ignored_sigpipe_leaves_errno_epipe_not_sigpipe(lab):
 )
 def crossing_fins_move_fin_wait1_to_closing(lab):
     peer = lab.tun_peer()
-    client, conn = _tun_client(lab, peer, "client", 8080)
+    client, conn = peer.connected("client", port=8080, blocking=True)
     client.close().value
     fin = conn.expect("F.")
     lab.expect_state(client, "FIN_WAIT1")
@@ -543,7 +473,7 @@ def crossing_fins_move_fin_wait1_to_closing(lab):
     lab.expect(ack["ack"] == conn.seq and ack["seq"] == fin["seq"] + 1,
                "the kernel ACKs the peer's FIN; its own FIN is still unacknowledged")
     lab.expect_state(client, "CLOSING")
-    row = _row(client)
+    row = client.proc_row()
     lab.note(f"CLOSING row: timer {row['timer']} ({row['timer_s']:.2f} s), retransmitting the FIN")
     conn.send(".")  # now the ACK of the kernel's FIN arrives
     lab.wait_state(client, "TIME_WAIT", 1.0)

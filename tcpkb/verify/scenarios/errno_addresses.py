@@ -11,31 +11,11 @@ SERVER = ("127.0.0.1", 5000)  # a fixed port outside the shrunken ephemeral rang
 RANGE = (40000, 40001)
 
 
-def _reuseaddr(sock):
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, label="SO_REUSEADDR").value
-
-
-def _server_side_time_wait(lab, reuseaddr: bool):
-    """The listener's port, now held only by a TIME_WAIT connection (the server closed first)."""
-    listener = lab.listener(reuseaddr=reuseaddr)
-    client = lab.socket("client")
-    client.connect(listener.local).value
-    server = listener.accept("server").value
-    server.close()
-    lab.wait_state(client, "CLOSE_WAIT", 1.0)
-    client.close()
-    lab.wait_state(server, "TIME_WAIT", 1.0)
-    listener.close()
-    return listener.local
-
-
 def _client_side_time_waits(lab, count: int, listener) -> list[int]:
     """`count` connections to `listener` that the client closed first: their ports sit in TIME_WAIT."""
     ports = []
     for i in range(count):
-        client = lab.socket(f"client{i}")
-        client.connect(listener.local).value
-        server = listener.accept(f"server{i}").value
+        client, server = lab.connect_to(listener, f"client{i}", f"server{i}")
         client.close()
         server.close()
         lab.wait_state(client, "TIME_WAIT", 1.0)
@@ -60,12 +40,11 @@ def bind_to_listening_port_eaddrinuse(lab):
     proves=["errno:EADDRINUSE"],
 )
 def reuseaddr_binds_over_time_wait(lab):
-    address = _server_side_time_wait(lab, reuseaddr=True)
+    address = lab.port_in_time_wait(reuseaddr=True)
     plain = lab.socket("plain")
     lab.expect_errno(plain.bind(address), "EADDRINUSE")
     plain.close()
-    fresh = lab.socket("fresh")
-    _reuseaddr(fresh)
+    fresh = lab.socket("fresh", options={"SO_REUSEADDR": 1})
     lab.expect_ok(fresh.bind(address))
     lab.expect_ok(fresh.listen())
     lab.expect_state(fresh, "LISTEN")
@@ -78,9 +57,8 @@ def reuseaddr_binds_over_time_wait(lab):
     proves=["errno:EADDRINUSE"],
 )
 def reuseaddr_over_time_wait_needs_it_on_old_socket(lab):
-    address = _server_side_time_wait(lab, reuseaddr=False)
-    fresh = lab.socket("fresh")
-    _reuseaddr(fresh)
+    address = lab.port_in_time_wait(reuseaddr=False)
+    fresh = lab.socket("fresh", options={"SO_REUSEADDR": 1})
     lab.expect_errno(fresh.bind(address), "EADDRINUSE")
 
 
@@ -90,19 +68,11 @@ def reuseaddr_over_time_wait_needs_it_on_old_socket(lab):
     proves=["errno:EADDRINUSE"],
 )
 def reuseaddr_does_not_allow_two_listeners(lab):
-    first = lab.socket("first")
-    _reuseaddr(first)
-    first.bind(SERVER).value
-    first.listen().value
-    second = lab.socket("second")
-    _reuseaddr(second)
+    lab.listener("first", SERVER, reuseaddr=True)
+    second = lab.socket("second", options={"SO_REUSEADDR": 1})
     lab.expect_errno(second.bind(SERVER), "EADDRINUSE")
-    a = lab.socket("a")
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1, label="SO_REUSEPORT").value
-    a.bind(("127.0.0.1", 5001)).value
-    a.listen().value
-    b = lab.socket("b")
-    b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1, label="SO_REUSEPORT").value
+    lab.listener("a", ("127.0.0.1", 5001), options={"SO_REUSEPORT": 1})
+    b = lab.socket("b", options={"SO_REUSEPORT": 1})
     lab.expect_ok(b.bind(("127.0.0.1", 5001)))
     lab.expect_ok(b.listen())
     lab.expect_state(b, "LISTEN")

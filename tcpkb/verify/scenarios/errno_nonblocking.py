@@ -27,14 +27,8 @@ def nonblocking_recv_with_empty_queue_eagain(lab):
     proves=["errno:EAGAIN"],
 )
 def nonblocking_send_with_full_buffers_eagain(lab):
-    listener = lab.socket("listener")
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096, label="SO_RCVBUF").value
-    listener.bind(("127.0.0.1", 0)).value
-    listener.listen().value
-    client = lab.socket("client")
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096, label="SO_SNDBUF").value
-    client.connect(listener.local).value
-    server = listener.accept("server").value
+    listener = lab.listener(options={"SO_RCVBUF": 4096})
+    client, server = lab.connect_to(listener, options={"SO_SNDBUF": 4096})
     sndbuf = client.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, label="SO_SNDBUF").value
     rcvbuf = server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, label="SO_RCVBUF").value
     lab.note(f"the kernel doubled both: client SO_SNDBUF {sndbuf}, server SO_RCVBUF {rcvbuf}")

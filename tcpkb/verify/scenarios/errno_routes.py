@@ -157,13 +157,7 @@ def icmp_admin_prohibited_fails_connect(lab):
 
 def _established_sending(lab, peer, recverr: bool):
     """A connection to the TUN peer with 6 unacknowledged bytes; returns (client, data segment)."""
-    client = lab.socket("client")
-    client.set_blocking(False)
-    lab.expect_errno(client.connect((peer.address, 80)), "EINPROGRESS")
-    conn = peer.accept(80)
-    conn.expect(".", timeout=1.0)
-    lab.wait_state(client, "ESTABLISHED", 1.0)
-    client._addresses()
+    client, conn = peer.connected()
     if recverr:
         client.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1, label="IP_RECVERR").value
     client.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, 500, label="TCP_USER_TIMEOUT").value

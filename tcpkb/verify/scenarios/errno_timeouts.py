@@ -9,22 +9,8 @@ import time
 from .. import scenario
 from ..netns import read_sysctl
 
-TCP_SYNCNT = 7
 TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 4, 5, 6
 TCP_USER_TIMEOUT = 18
-
-
-def _established_with_silent_peer(lab, peer, port: int = 80):
-    """A client connected to the TUN peer, which answered the handshake and will say no more."""
-    client = lab.socket("client")
-    client.set_blocking(False)
-    lab.expect_errno(client.connect((peer.address, port)), "EINPROGRESS")
-    conn = peer.accept(port)
-    conn.expect(".", timeout=1.0)
-    lab.wait_state(client, "ESTABLISHED", 1.0)
-    client._addresses()
-    lab.note("from now on the peer answers nothing, like a host that lost power")
-    return client, conn
 
 
 def _to_peer(lab, flags: str) -> list[dict]:
@@ -45,8 +31,7 @@ def syn_retries_exhausted_connect_times_out(lab):
     peer = lab.tun_peer()
     linear = read_sysctl("net.ipv4.tcp_syn_linear_timeouts")
     lab.note(f"net.ipv4.tcp_syn_linear_timeouts = {linear} (this namespace's default)")
-    client = lab.socket("client")
-    client.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, 1, label="TCP_SYNCNT").value
+    client = lab.socket("client", options={"TCP_SYNCNT": 1})
     began = time.monotonic()
     r = client.connect((peer.address, 80))  # blocking: TCP_SYNCNT bounds it
     waited = time.monotonic() - began
@@ -72,8 +57,8 @@ def syn_retries_exhausted_connect_times_out(lab):
     timeout=4.0,
 )
 def user_timeout_with_unacked_data(lab):
-    peer = lab.tun_peer()
-    client, _ = _established_with_silent_peer(lab, peer)
+    client, _ = lab.tun_peer().connected()
+    lab.note("from now on the peer answers nothing, like a host that lost power")
     client.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, 500, label="TCP_USER_TIMEOUT").value
     client.send(b"are you there?").value
     began = time.monotonic()
@@ -99,8 +84,8 @@ def user_timeout_with_unacked_data(lab):
     timeout=5.0,
 )
 def keepalive_probes_unanswered(lab):
-    peer = lab.tun_peer()
-    client, conn = _established_with_silent_peer(lab, peer)
+    client, conn = lab.tun_peer().connected()
+    lab.note("from now on the peer answers nothing, like a host that lost power")
     snd_nxt = conn.ack  # the peer has everything the kernel sent: its ack is the kernel's snd_nxt
     client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, label="SO_KEEPALIVE").value
     for option, name in ((TCP_KEEPIDLE, "TCP_KEEPIDLE"), (TCP_KEEPINTVL, "TCP_KEEPINTVL"),

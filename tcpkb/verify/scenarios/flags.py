@@ -17,15 +17,6 @@ from ..peer import Conn
 TCP_NODELAY = socket.TCP_NODELAY
 
 
-def _connect_to_peer(lab, peer, port: int = 80):
-    """A non-blocking client connect towards the TUN peer; returns the client socket."""
-    client = lab.socket("client")
-    client.set_blocking(False)
-    r = client.connect((peer.address, port))
-    lab.expect_errno(r, "EINPROGRESS")
-    return client
-
-
 @scenario(
     claim="connect() sends a segment with only SYN set, the listener answers with SYN and ACK, "
           "and the client's third segment carries ACK alone.",
@@ -158,8 +149,7 @@ def urgent_data_sends_sigurg_to_owner(lab):
 def ecn_setup_syn_carries_ece_and_cwr(lab):
     peer = lab.tun_peer()
     lab.sysctl("net.ipv4.tcp_ecn", 1)
-    client = _connect_to_peer(lab, peer)
-    conn = peer.accept(80, answer=False)
+    client, conn = peer.connecting()
     lab.expect(conn.syn["flags"] == "SEW", f"the SYN carries ECE and CWR (got {conn.syn['flags']})")
     conn.send("S.E")
     ack = conn.expect(timeout=1.0)
@@ -177,11 +167,7 @@ def ecn_setup_syn_carries_ece_and_cwr(lab):
 def congestion_mark_echoed_with_ece_answered_with_cwr(lab):
     peer = lab.tun_peer()
     lab.sysctl("net.ipv4.tcp_ecn", 1)
-    client = _connect_to_peer(lab, peer)
-    conn = peer.accept(80, answer=False)
-    conn.send("S.E")
-    conn.expect(".", timeout=1.0)
-    lab.wait_state(client, "ESTABLISHED", 1.0)
+    client, conn = peer.connected(synack="S.E")
     client.setsockopt(socket.IPPROTO_TCP, TCP_NODELAY, 1, label="TCP_NODELAY")
 
     conn.send("P.", data=b"marked", ecn=3)  # CE: congestion experienced

@@ -9,105 +9,26 @@ inet_diag dump over NETLINK_SOCK_DIAG.
 
 from __future__ import annotations
 
-import fcntl
 import socket
 import struct
-import time
 
 from .. import scenario
+from ..lab import proc_state
 
-SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent
 TCP_INFO = 11
-SMALL = 4096  # SO_RCVBUF / SO_SNDBUF asked for; the kernel doubles it and applies its minimum
-CHUNK = b"x" * 65536
+SMALL = {"SO_RCVBUF": 4096, "SO_SNDBUF": 4096}  # asked for; the kernel doubles them and applies its minimum
 
 
 # -- helpers private to this module ---------------------------------------------
 
 
-def _proc_row(local, remote) -> dict | None:
-    from ..lab import proc_tcp
-    for row in proc_tcp():
-        if row["local"] == tuple(local) and row["remote"] == tuple(remote):
-            return row
-    return None
-
-
-def _proc_state(local, remote) -> str:
-    row = _proc_row(local, remote)
-    return row["state"] if row else "gone"
-
-
-def _unsent(sock) -> int:
-    return struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0" * 4))[0]
-
-
-def _small_pair(lab):
-    """listener, client, server with small buffers on both ends, so a few KiB fill a window."""
-    lst = lab.socket("listener")
-    lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL, label="SO_RCVBUF")
-    lst.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL, label="SO_SNDBUF")
-    lst.bind(("127.0.0.1", 0)).value
-    lst.listen(4).value
-    cli = lab.socket("client")
-    cli.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL, label="SO_RCVBUF")
-    cli.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL, label="SO_SNDBUF")
-    cli.connect(lst.local).value
-    srv = lst.accept("server").value
-    return lst, cli, srv
-
-
-def _fill(lab, sock) -> None:
-    """Send without blocking until EAGAIN, again until no more goes out: data waits behind a zero window."""
-    def fill():
-        total, rounds = 0, 0
-        sock.sock.setblocking(False)
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
-            rounds += 1
-            progressed = False
-            while True:
-                try:
-                    total += sock.sock.send(CHUNK)
-                    progressed = True
-                except BlockingIOError:
-                    break
-            if not progressed and _unsent(sock) > 0:
-                return f"{total} bytes accepted in {rounds} rounds, then EAGAIN"
-            time.sleep(0.01)
-        raise OSError(0, f"send queue never settled ({total} bytes sent)")
-    lab.call(sock, "send(64 KiB, non-blocking) until EAGAIN", fill).value
-    unsent = _unsent(sock)
-    lab.expect(unsent > 0, f"{sock.name} holds {unsent} unsent bytes behind the peer's zero window")
-
-
-def _drain(lab, sock, timeout: float = 2.0) -> None:
-    """Read without blocking until end of stream (the peer's FIN)."""
-    def drain():
-        total = 0
-        sock.sock.setblocking(False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data = sock.sock.recv(65536)
-            except BlockingIOError:
-                time.sleep(0.002)
-                continue
-            if not data:
-                return f"{total} bytes, then end of stream"
-            total += len(data)
-        raise OSError(0, f"no end of stream within {timeout} s ({total} bytes read)")
-    lab.call(sock, "recv() until end of stream", drain).value
-
-
-def _held(lab, check, seconds: float, what: str) -> None:
-    """`check()` stays true for `seconds` (a state the kernel does not leave on its own)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if not check():
-            lab.fail(f"{what} did not hold for {seconds} s")
-        time.sleep(0.01)
-    lab.expect(True, f"{what} held for {seconds} s")
+def _stuck_client(lab):
+    """client, server with small buffers on both ends (a few KiB fill a window); the client's
+    data already waits behind the server's zero window."""
+    lst = lab.listener(backlog=4, options=SMALL)
+    cli, srv = lab.connect_to(lst, options=SMALL)
+    lab.fill_to_zero_window(cli)
+    return cli, srv
 
 
 # -- inet_diag over NETLINK_SOCK_DIAG ----------------------------------------------
@@ -166,7 +87,7 @@ def listen_moves_bound_socket_to_listen(lab):
     lab.expect_state(s, "CLOSE")
     s.listen(8).value
     lab.expect_state(s, "LISTEN")
-    row = _proc_row(s.local, ("0.0.0.0", 0))
+    row = s.proc_row()
     lab.expect(row is not None and row["state"] == "LISTEN",
                f"/proc/net/tcp lists {s.local[0]}:{s.local[1]} as LISTEN (got {row and row['state']})")
 
@@ -195,7 +116,7 @@ def fresh_and_bound_sockets_are_close(lab):
     bound = lab.socket("bound")
     bound.bind(("127.0.0.1", 0)).value
     lab.expect_state(bound, "CLOSE")
-    lab.expect(_proc_row(bound.local, ("0.0.0.0", 0)) is None,
+    lab.expect(bound.proc_row() is None,
                "/proc/net/tcp has no row for the bound-only socket")
 
 
@@ -225,12 +146,11 @@ def full_accept_queue_keeps_client_in_syn_sent(lab):
     first = lab.socket("first")
     first.connect(lst.local).value
     lab.expect_state(first, "ESTABLISHED")
-    cli = lab.socket("client")
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1, label="TCP_SYNCNT")
+    cli = lab.socket("client", options={"TCP_SYNCNT": 1})
     cli.set_blocking(False)
     lab.expect_errno(cli.connect(lst.local), "EINPROGRESS")
     lab.expect_state(cli, "SYN_SENT")
-    _held(lab, lambda: cli.state() == "SYN_SENT", 0.2, "client in SYN_SENT")
+    lab.expect_state_held(cli, "SYN_SENT", 0.2)
     lab.expect_counter("TcpExtListenOverflows", at_least=1)
     lab.expect_packets("client S")
     answered = [p for p in lab.packets() if p.get("to") == "client" and "S" in p["flags"]]
@@ -243,16 +163,13 @@ def full_accept_queue_keeps_client_in_syn_sent(lab):
     proves=["state:SYN_RECV"],
 )
 def defer_accept_holds_half_open_connection_in_syn_recv(lab):
-    lst = lab.socket("listener")
-    lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1, label="TCP_DEFER_ACCEPT")
-    lst.bind(("127.0.0.1", 0)).value
-    lst.listen(8).value
+    lst = lab.listener(backlog=8, options={"TCP_DEFER_ACCEPT": 1})
     cli = lab.socket("client")
     cli.connect(lst.local).value
     lab.expect_state(cli, "ESTABLISHED")
-    lab.wait_for(lambda: _proc_state(lst.local, cli.local) == "SYN_RECV", 1.0,
+    lab.wait_for(lambda: proc_state(lst.local, cli.local) == "SYN_RECV", 1.0,
                  "/proc/net/tcp to list the server end as SYN_RECV")
-    _held(lab, lambda: _proc_state(lst.local, cli.local) == "SYN_RECV", 0.1, "server end in SYN_RECV")
+    lab.expect_held(lambda: proc_state(lst.local, cli.local) == "SYN_RECV", 0.1, "server end in SYN_RECV")
     cli.send(b"hello").value
     lab.wait_for(lambda: lst.readable(0), 1.0, "the data to complete the connection")
     srv = lst.accept("server").value
@@ -266,13 +183,10 @@ def defer_accept_holds_half_open_connection_in_syn_recv(lab):
     proves=["state:NEW_SYN_RECV", "state:SYN_RECV"],
 )
 def half_open_connection_is_request_socket_shown_as_syn_recv(lab):
-    lst = lab.socket("listener")
-    lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1, label="TCP_DEFER_ACCEPT")
-    lst.bind(("127.0.0.1", 0)).value
-    lst.listen(8).value
+    lst = lab.listener(backlog=8, options={"TCP_DEFER_ACCEPT": 1})
     cli = lab.socket("client")
     cli.connect(lst.local).value
-    lab.wait_for(lambda: _proc_state(lst.local, cli.local) == "SYN_RECV", 1.0,
+    lab.wait_for(lambda: proc_state(lst.local, cli.local) == "SYN_RECV", 1.0,
                  "/proc/net/tcp to list the half-open server end")
     with open("/proc/net/tcp") as f:
         codes = [line.split()[3] for line in f.read().splitlines()[1:]]
@@ -311,7 +225,7 @@ def bound_only_socket_needs_bound_inactive_query(lab):
     lab.expect(found[0]["state"] == 7, f"its idiag_state is 7 (CLOSE), not 13 (got {found[0]['state']})")
     others = mine(_diag(lab, 0x1FFF, "0x1fff (states 0-12)"))
     lab.expect(not others, f"a dump of every other state does not list it (got {others})")
-    lab.expect(_proc_row(s.local, ("0.0.0.0", 0)) is None, "/proc/net/tcp has no row for it")
+    lab.expect(s.proc_row() is None, "/proc/net/tcp has no row for it")
     s.listen(4).value
     listed = mine(_diag(lab, 1 << 13, "1<<13 (BOUND_INACTIVE)"))
     lab.expect(not listed, f"once listening it leaves the bit-13 dump (got {listed})")
@@ -323,14 +237,13 @@ def bound_only_socket_needs_bound_inactive_query(lab):
     proves=["state:FIN_WAIT1"],
 )
 def fin_behind_unsent_data_holds_fin_wait1(lab):
-    _, cli, srv = _small_pair(lab)
-    _fill(lab, cli)
+    cli, srv = _stuck_client(lab)
     cli.shutdown(socket.SHUT_WR).value
     lab.expect_state(cli, "FIN_WAIT1")
-    _held(lab, lambda: cli.state() == "FIN_WAIT1", 0.1, "client in FIN_WAIT1")
+    lab.expect_state_held(cli, "FIN_WAIT1")
     fins = [p for p in lab.packets() if p.get("from") == "client" and "F" in p["flags"]]
     lab.expect(not fins, "no FIN from the client on the wire yet")
-    _drain(lab, srv)
+    lab.read_to_eof(srv)
     lab.wait_state(cli, "FIN_WAIT2", 1.0)
 
 
@@ -340,14 +253,13 @@ def fin_behind_unsent_data_holds_fin_wait1(lab):
     proves=["state:LAST_ACK"],
 )
 def fin_behind_unsent_data_holds_last_ack(lab):
-    _, cli, srv = _small_pair(lab)
-    _fill(lab, cli)
+    cli, srv = _stuck_client(lab)
     srv.shutdown(socket.SHUT_WR).value
     lab.wait_state(cli, "CLOSE_WAIT", 1.0)
     cli.shutdown(socket.SHUT_WR).value
     lab.expect_state(cli, "LAST_ACK")
-    _held(lab, lambda: cli.state() == "LAST_ACK", 0.1, "client in LAST_ACK")
-    _drain(lab, srv)
+    lab.expect_state_held(cli, "LAST_ACK")
+    lab.read_to_eof(srv)
     lab.wait_state(cli, "CLOSE", 1.0)
 
 
@@ -358,19 +270,18 @@ def fin_behind_unsent_data_holds_last_ack(lab):
     proves=["state:CLOSING"],
 )
 def fin_arriving_before_own_fin_is_sent_gives_closing(lab):
-    _, cli, srv = _small_pair(lab)
-    _fill(lab, cli)
-    _fill(lab, srv)
+    cli, srv = _stuck_client(lab)
+    lab.fill_to_zero_window(srv)
     cli.shutdown(socket.SHUT_WR).value
     srv.shutdown(socket.SHUT_WR).value
     lab.expect_state(cli, "FIN_WAIT1")
     lab.expect_state(srv, "FIN_WAIT1")
-    _drain(lab, cli)
+    lab.read_to_eof(cli)
     lab.wait_state(cli, "CLOSING", 1.0)
     lab.wait_state(srv, "FIN_WAIT2", 1.0)
-    _held(lab, lambda: cli.state() == "CLOSING", 0.1, "client in CLOSING")
-    _drain(lab, srv)
-    lab.wait_for(lambda: _proc_state(cli.local, cli.remote) == "TIME_WAIT", 1.0,
+    lab.expect_state_held(cli, "CLOSING")
+    lab.read_to_eof(srv)
+    lab.wait_for(lambda: proc_state(cli.local, cli.remote) == "TIME_WAIT", 1.0,
                  "/proc/net/tcp to list the client end in TIME_WAIT")
 
 
@@ -384,7 +295,7 @@ def acked_fin_without_peer_fin_leaves_fin_wait2(lab):
     cli.shutdown(socket.SHUT_WR).value
     lab.wait_state(cli, "FIN_WAIT2", 1.0)
     lab.expect_state(srv, "CLOSE_WAIT")
-    _held(lab, lambda: cli.state() == "FIN_WAIT2", 0.1, "client in FIN_WAIT2")
+    lab.expect_state_held(cli, "FIN_WAIT2")
 
 
 @scenario(
@@ -398,7 +309,7 @@ def peer_close_leaves_socket_in_close_wait(lab):
     lab.wait_state(srv, "CLOSE_WAIT", 1.0)
     r = srv.recv(100)
     lab.expect(r.ok and r.value == b"", f"recv() returns end of stream (got {r})")
-    _held(lab, lambda: srv.state() == "CLOSE_WAIT", 0.1, "server in CLOSE_WAIT")
+    lab.expect_state_held(srv, "CLOSE_WAIT")
 
 
 @scenario(
@@ -412,11 +323,11 @@ def active_closer_enters_time_wait_for_60_s(lab):
     _, cli, srv = lab.connected_pair()
     cli.close().value
     lab.wait_state(cli, "FIN_WAIT2", 1.0)
-    fw2 = _proc_row(cli.local, cli.remote)
+    fw2 = cli.proc_row()
     lab.note(f"orphaned FIN_WAIT2: /proc/net/tcp timer {fw2['timer']}, {fw2['timer_s']:.2f} s left")
     srv.close().value
     lab.wait_state(cli, "TIME_WAIT", 1.0)
-    tw = _proc_row(cli.local, cli.remote)
+    tw = cli.proc_row()
     lab.note(f"TIME_WAIT: /proc/net/tcp timer {tw['timer']}, {tw['timer_s']:.2f} s left "
              f"(tcp_fin_timeout = {lab.sysctls['net.ipv4.tcp_fin_timeout']})")
     lab.expect(tw["timer"] == 3 and 55 < tw["timer_s"] <= 60,

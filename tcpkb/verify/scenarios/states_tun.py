@@ -8,47 +8,27 @@ sockets are followed in /proc/net/tcp, as the lab does.
 from __future__ import annotations
 
 import socket
-import time
 
 from .. import scenario
+from ..lab import proc_state
 
 PORT = 8080
 
 
-def _proc_row(local, remote) -> dict | None:
-    from ..lab import proc_tcp
-    for row in proc_tcp():
-        if row["local"] == tuple(local) and row["remote"] == tuple(remote):
-            return row
-    return None
+def _fin_sent(lab):
+    """(client, conn, fin): an established client that shut down writing; the peer has read its FIN."""
+    cli, conn = lab.tun_peer().connected(port=PORT)
+    cli.shutdown(socket.SHUT_WR).value
+    return cli, conn, conn.expect(contains="F", timeout=1.0)
 
 
-def _proc_state(local, remote) -> str:
-    row = _proc_row(local, remote)
-    return row["state"] if row else "gone"
-
-
-def _held(lab, check, seconds: float, what: str) -> None:
-    """`check()` stays true for `seconds`."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if not check():
-            lab.fail(f"{what} did not hold for {seconds} s")
-        time.sleep(0.01)
-    lab.expect(True, f"{what} held for {seconds} s")
-
-
-def _established(lab):
-    """A kernel socket connected to the scripted peer: (peer, conn, client)."""
-    peer = lab.tun_peer()
-    cli = lab.socket("client")
-    cli.set_blocking(False)
-    cli.connect((peer.address, PORT))
-    conn = peer.accept(PORT)
+def _peer_fin_acked(lab):
+    """(client, conn): the peer sent its FIN and the kernel, having acknowledged it, is in CLOSE_WAIT."""
+    cli, conn = lab.tun_peer().connected(port=PORT)
+    conn.send("F.")
     conn.expect(".", timeout=1.0)
-    lab.wait_state(cli, "ESTABLISHED", 1.0)
-    cli._addresses()
-    return peer, conn, cli
+    lab.wait_state(cli, "CLOSE_WAIT", 1.0)
+    return cli, conn
 
 
 @scenario(
@@ -58,14 +38,13 @@ def _established(lab):
 )
 def syn_to_silent_peer_stays_syn_sent(lab):
     peer = lab.tun_peer()
-    cli = lab.socket("client")
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1, label="TCP_SYNCNT")
+    cli = lab.socket("client", options={"TCP_SYNCNT": 1})
     cli.set_blocking(False)
     cli.connect((peer.address, PORT))
     peer.accept(PORT, answer=False)
     lab.note("the peer does not answer the SYN")
     lab.expect_state(cli, "SYN_SENT")
-    _held(lab, lambda: cli.state() == "SYN_SENT", 0.1, "client in SYN_SENT")
+    lab.expect_state_held(cli, "SYN_SENT")
 
 
 @scenario(
@@ -80,8 +59,8 @@ def unacked_syn_ack_leaves_syn_recv(lab):
     conn = peer.connect(PORT, complete=False)
     lab.note("the peer does not acknowledge the SYN-ACK")
     half = ((peer.kernel_address, PORT), (peer.address, conn.port))
-    lab.wait_for(lambda: _proc_state(*half) == "SYN_RECV", 1.0, "/proc/net/tcp to list the half-open connection")
-    _held(lab, lambda: _proc_state(*half) == "SYN_RECV", 0.1, "the half-open connection in SYN_RECV")
+    lab.wait_for(lambda: proc_state(*half) == "SYN_RECV", 1.0, "/proc/net/tcp to list the half-open connection")
+    lab.expect_held(lambda: proc_state(*half) == "SYN_RECV", 0.1, "the half-open connection in SYN_RECV")
     lab.expect_state(lst, "LISTEN")
 
 
@@ -92,12 +71,10 @@ def unacked_syn_ack_leaves_syn_recv(lab):
     needs=("netns", "tun"),
 )
 def unacked_fin_holds_fin_wait1(lab):
-    _, conn, cli = _established(lab)
-    cli.shutdown(socket.SHUT_WR).value
-    conn.expect(contains="F", timeout=1.0)
+    cli, _, _ = _fin_sent(lab)
     lab.note("the peer does not acknowledge the FIN")
     lab.expect_state(cli, "FIN_WAIT1")
-    _held(lab, lambda: cli.state() == "FIN_WAIT1", 0.1, "client in FIN_WAIT1")
+    lab.expect_state_held(cli, "FIN_WAIT1")
 
 
 @scenario(
@@ -107,12 +84,10 @@ def unacked_fin_holds_fin_wait1(lab):
     needs=("netns", "tun"),
 )
 def peer_acks_fin_but_sends_none_fin_wait2(lab):
-    _, conn, cli = _established(lab)
-    cli.shutdown(socket.SHUT_WR).value
-    conn.expect(contains="F", timeout=1.0)
+    cli, conn, _ = _fin_sent(lab)
     conn.send(".")
     lab.wait_state(cli, "FIN_WAIT2", 1.0)
-    _held(lab, lambda: cli.state() == "FIN_WAIT2", 0.1, "client in FIN_WAIT2")
+    lab.expect_state_held(cli, "FIN_WAIT2")
 
 
 @scenario(
@@ -122,7 +97,7 @@ def peer_acks_fin_but_sends_none_fin_wait2(lab):
     needs=("netns", "tun"),
 )
 def peer_fin_after_ack_enters_time_wait(lab):
-    _, conn, cli = _established(lab)
+    cli, conn = lab.tun_peer().connected(port=PORT)
     cli.close().value
     conn.expect(contains="F", timeout=1.0)
     conn.send(".")
@@ -130,7 +105,7 @@ def peer_fin_after_ack_enters_time_wait(lab):
     conn.send("F.")
     conn.expect(".", timeout=1.0)
     lab.wait_state(cli, "TIME_WAIT", 1.0)
-    row = _proc_row(cli.local, cli.remote)
+    row = cli.proc_row()
     lab.note(f"TIME_WAIT: /proc/net/tcp timer {row['timer']}, {row['timer_s']:.2f} s left")
     lab.expect(row["timer"] == 3 and 55 < row["timer_s"] <= 60,
                f"the TIME_WAIT timer is about 60 s (got {row['timer_s']:.2f} s)")
@@ -144,15 +119,13 @@ def peer_fin_after_ack_enters_time_wait(lab):
     needs=("netns", "tun"),
 )
 def simultaneous_close_enters_closing(lab):
-    _, conn, cli = _established(lab)
-    cli.shutdown(socket.SHUT_WR).value
-    fin = conn.expect(contains="F", timeout=1.0)
+    cli, conn, fin = _fin_sent(lab)
     lab.expect_state(cli, "FIN_WAIT1")
     lab.note("the peer sends its own FIN, acknowledging everything before the kernel's FIN but not the FIN")
     conn.send("F.", ack=fin["seq"])
     conn.expect(".", timeout=1.0)
     lab.wait_state(cli, "CLOSING", 1.0)
-    _held(lab, lambda: cli.state() == "CLOSING", 0.1, "client in CLOSING")
+    lab.expect_state_held(cli, "CLOSING")
 
 
 @scenario(
@@ -162,15 +135,12 @@ def simultaneous_close_enters_closing(lab):
     needs=("netns", "tun"),
 )
 def unacked_fin_after_peer_fin_holds_last_ack(lab):
-    _, conn, cli = _established(lab)
-    conn.send("F.")
-    conn.expect(".", timeout=1.0)
-    lab.wait_state(cli, "CLOSE_WAIT", 1.0)
+    cli, conn = _peer_fin_acked(lab)
     cli.close().value
     conn.expect(contains="F", timeout=1.0)
     lab.note("the peer does not acknowledge the FIN")
     lab.expect_state(cli, "LAST_ACK")
-    _held(lab, lambda: cli.state() == "LAST_ACK", 0.1, "client in LAST_ACK")
+    lab.expect_state_held(cli, "LAST_ACK")
 
 
 @scenario(
@@ -180,13 +150,10 @@ def unacked_fin_after_peer_fin_holds_last_ack(lab):
     needs=("netns", "tun"),
 )
 def peer_fin_leaves_kernel_in_close_wait(lab):
-    _, conn, cli = _established(lab)
-    conn.send("F.")
-    conn.expect(".", timeout=1.0)
-    lab.wait_state(cli, "CLOSE_WAIT", 1.0)
+    cli, _ = _peer_fin_acked(lab)
     r = cli.recv(100)
     lab.expect(r.ok and r.value == b"", f"recv() returns end of stream (got {r})")
-    _held(lab, lambda: cli.state() == "CLOSE_WAIT", 0.1, "client in CLOSE_WAIT")
+    lab.expect_state_held(cli, "CLOSE_WAIT")
     fins = [p for p in lab.packets() if p.get("from") == "client" and "F" in p["flags"]]
     lab.expect(not fins, "the kernel sent no FIN of its own")
 
@@ -198,17 +165,13 @@ def peer_fin_leaves_kernel_in_close_wait(lab):
     needs=("netns", "tun"),
 )
 def simultaneous_open_puts_connecting_socket_in_syn_recv(lab):
-    peer = lab.tun_peer()
-    cli = lab.socket("client")
-    cli.set_blocking(False)
-    cli.connect((peer.address, PORT))
-    conn = peer.accept(PORT, answer=False)
+    cli, conn = lab.tun_peer().connecting(port=PORT)
     lab.expect_state(cli, "SYN_SENT")
     lab.note("the peer answers with a SYN of its own, carrying no ACK")
     conn.send("S")
     conn.expect("S.", timeout=1.0)
     lab.wait_state(cli, "SYN_RECV", 1.0)
-    _held(lab, lambda: cli.state() == "SYN_RECV", 0.1, "client in SYN_RECV")
+    lab.expect_state_held(cli, "SYN_RECV")
 
 
 @scenario(
@@ -222,10 +185,7 @@ def fast_open_child_is_accepted_in_syn_recv(lab):
     from ..peer import Conn
     lab.sysctl("net.ipv4.tcp_fastopen", 0x202)  # server enabled, no cookie required
     peer = lab.tun_peer()
-    lst = lab.socket("listener")
-    lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 4, label="TCP_FASTOPEN")
-    lst.bind((peer.kernel_address, PORT)).value
-    lst.listen(4).value
+    lst = lab.listener(address=(peer.kernel_address, PORT), backlog=4, options={"TCP_FASTOPEN": 4})
     conn = Conn(peer, 40000, PORT, 1000, 0)
     conn.send("S", data=b"hello")
     synack = conn.expect("S.", timeout=1.0)
@@ -236,4 +196,4 @@ def fast_open_child_is_accepted_in_syn_recv(lab):
     srv.set_blocking(False)
     r = srv.recv(100)
     lab.expect(r.ok and r.value == b"hello", f"the SYN's data is readable (got {r})")
-    _held(lab, lambda: srv.state() == "SYN_RECV", 0.1, "server in SYN_RECV")
+    lab.expect_state_held(srv, "SYN_RECV")
