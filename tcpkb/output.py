@@ -120,7 +120,7 @@ def print_found(found: Found, brief: bool = False) -> None:
         for a in found.also:
             echo(style(f"also: {a['name']} ({a['id']}) has this number on "
                        f"{', '.join(a['platforms'])}", "33"))  # yellow
-    for line in verification_lines(e.get("verification") or []):
+    for line in verification_lines(e.get("verification") or [], e["id"]):
         echo(line)
     if brief:
         return
@@ -141,7 +141,7 @@ def print_found(found: Found, brief: bool = False) -> None:
         echo(f"{dim('source')}   {e['path']}")
 
 
-def verification_lines(items: list[dict], most: int = 3) -> list[str]:
+def verification_lines(items: list[dict], entry_id: str = "ID", most: int = 3) -> list[str]:
     """'reproduced on 6.18.44 x86_64: <claim> (scenario)' lines, failures first, then checks."""
     lines = []
     reproduced = sorted((v for v in items if v["level"] != "checked"), key=lambda v: v["ok"])
@@ -152,7 +152,7 @@ def verification_lines(items: list[dict], most: int = 3) -> list[str]:
         else:
             lines.append(f"{style('FAILED', '31')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
     if len(reproduced) > most:
-        lines.append(dim(f"… and {len(reproduced) - most} more scenarios (tcpkb verify --list)"))
+        lines.append(dim(f"… and {len(reproduced) - most} more scenarios (tcpkb verify --list {entry_id})"))
     for v in (v for v in items if v["level"] == "checked"):
         what = ", ".join(v.get("compared") or [])
         verdict = style("checked", "32") if v["ok"] else style("CHECK FAILED", "31")

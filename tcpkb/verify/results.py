@@ -46,6 +46,7 @@ def write(results: list[dict], kernel: str, arch: str, folder: str | None = None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
     os.replace(tmp, path)
     return path
 
