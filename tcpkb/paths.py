@@ -43,9 +43,10 @@ def cache_dir() -> str:
 def results_dirs() -> list[str]:
     """Where verification results are read from: the shipped ones, then this user's own runs.
 
-    TCPKB_RESULTS names a single directory instead (tests use it)."""
+    TCPKB_RESULTS names the directories instead, separated by os.pathsep; `tcpkb verify`
+    writes to the last (tests use it)."""
     if env := os.environ.get("TCPKB_RESULTS"):
-        return [env]
+        return env.split(os.pathsep)
     root = checkout_root()
     if root and not os.environ.get("TCPKB_KB"):
         return [os.path.join(root, "data", "verify")]
@@ -54,8 +55,7 @@ def results_dirs() -> list[str]:
 
 def results_dir_for_writing() -> str:
     """`tcpkb verify` writes to the checkout's data/verify, or else the user's cache."""
-    dirs = results_dirs()
-    return dirs[0] if len(dirs) == 1 else dirs[-1]
+    return results_dirs()[-1]
 
 
 def result_files() -> list[str]:

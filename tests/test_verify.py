@@ -314,3 +314,17 @@ def test_without_root_tun_scenarios_skip_with_a_reason():
         status, reason = json.loads(f.read() or '["none", ""]')
     os.waitpid(pid, 0)
     assert status == "skipped" and ("tun" in reason.lower() or "namespace" in reason)
+
+
+def test_a_users_run_on_the_shipped_kernel_replaces_the_shipped_result(tmp_path, monkeypatch):
+    shipped, own = tmp_path / "shipped", tmp_path / "own"
+    monkeypatch.setenv("TCPKB_RESULTS", f"{shipped}{os.pathsep}{own}")
+    results.write([_fake("a", "6.1.0"), _fake("b", "6.1.0")], "6.1.0", "x86_64", folder=str(shipped))
+    newer = {**_fake("a", "6.1.0", "failed"), "time": "2026-06-01T00:00:00+00:00"}
+    assert results.write([newer], "6.1.0", "x86_64").startswith(str(own))  # writes to the last
+    loaded = {r["scenario"]: r["status"] for r in results.load_all()}
+    assert loaded == {"a": "failed", "b": "passed"}
+    db = tmp_path / "t.db"
+    build(KB, db)  # one run per scenario and kernel: no duplicate ids
+    conn = lookup.connect(str(db))
+    assert conn.execute("select count(*) from runs").fetchone()[0] == 2

@@ -82,9 +82,12 @@ def _rebuild() -> None:
     """Load the new results into the database the lookups read."""
     from pathlib import Path
 
-    from ..build import build
+    from ..build import BuildError, build
 
-    build(Path(paths.kb_dir()), Path(paths.db_path()))
+    try:
+        build(Path(paths.kb_dir()), Path(paths.db_path()))
+    except (BuildError, ValueError) as e:  # the run's results are saved either way
+        output.fail(f"could not rebuild the database: {e}; run `tcpkb build` to see why")
 
 
 def _short(path: str) -> str:

@@ -52,16 +52,21 @@ def write(results: list[dict], kernel: str, arch: str, folder: str | None = None
 
 
 def load_all() -> list[dict]:
-    """Every result of every machine, each tagged with the file it came from."""
-    out = []
+    """Every machine's latest result of each scenario, tagged with the file it came from.
+
+    The same kernel can appear twice (the results shipped in the package and the user's own
+    run on that kernel): the newer run of a scenario wins, and on a tie the later directory."""
+    latest: dict[tuple, dict] = {}
     for path in paths.result_files():
         try:
             data = read(path)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read verification results {path}: {e}") from None
         for r in data["results"]:
-            out.append({**r, "file": os.path.basename(path)})
-    return out
+            key = (r["scenario"], r["kernel"], r["arch"])
+            if key not in latest or r["time"] >= latest[key]["time"]:
+                latest[key] = {**r, "file": os.path.basename(path)}
+    return list(latest.values())
 
 
 def entry_levels(results: list[dict], kernel: str | None = None, arch: str | None = None) -> dict[str, str]:
