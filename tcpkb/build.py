@@ -105,11 +105,12 @@ def _write_proof(db: sqlite_utils.Database, entry_ids: set[str]) -> dict[str, in
 
     from .verify import all_scenarios, results
 
+    registry = all_scenarios().values()
     scenarios = {s.name: {"name": s.name, "module": s.module, "level": s.level, "claim": s.claim,
                           "needs": " ".join(sorted(s.needs)), "timeout_s": s.timeout}
-                 for s in all_scenarios().values()}
+                 for s in registry}
     links = [{"scenario": s.name, "entry_id": e, "verdict": s.verdicts.get(e)}
-             for s in all_scenarios().values() for e in s.proves]
+             for s in registry for e in s.proves]
     runs, verifications, unknown = [], [], set()
     for r in results.load_all():
         scenarios.setdefault(r["scenario"], {"name": r["scenario"], "module": r.get("module"),

@@ -328,3 +328,10 @@ def test_a_users_run_on_the_shipped_kernel_replaces_the_shipped_result(tmp_path,
     build(KB, db)  # one run per scenario and kernel: no duplicate ids
     conn = lookup.connect(str(db))
     assert conn.execute("select count(*) from runs").fetchone()[0] == 2
+
+
+def test_a_removed_scenario_leaves_this_machines_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path))
+    results.write([_fake("old", "6.1.0"), _fake("kept", "6.1.0")], "6.1.0", "x86_64")
+    results.write([_fake("kept", "6.1.0")], "6.1.0", "x86_64", known={"kept"})
+    assert [r["scenario"] for r in results.load_all()] == ["kept"]

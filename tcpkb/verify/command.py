@@ -60,7 +60,7 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
     done = run(chosen, jobs=jobs, context={"db": db},
                on_result=None if as_json else _print_result)
     wall = time.monotonic() - began
-    path = results.write(done, here["kernel"], here["arch"])
+    path = results.write(done, here["kernel"], here["arch"], known=set(scenarios))
     counts = {k: sum(r["status"] == k for r in done) for k in MARKS}
     _rebuild()
     if as_json:

@@ -28,8 +28,10 @@ def read(path: str) -> dict:
     return data
 
 
-def write(results: list[dict], kernel: str, arch: str, folder: str | None = None) -> str:
-    """Merge `results` into this machine's file (a scenario's new result replaces its old one)."""
+def write(results: list[dict], kernel: str, arch: str, folder: str | None = None,
+          known: set[str] | None = None) -> str:
+    """Merge `results` into this machine's file (a scenario's new result replaces its old one;
+    old results of scenarios no longer in `known` are dropped)."""
     path = file_for(kernel, arch, folder)
     by_name: dict[str, dict] = {}
     if os.path.exists(path):
@@ -37,6 +39,8 @@ def write(results: list[dict], kernel: str, arch: str, folder: str | None = None
             by_name = {r["scenario"]: r for r in read(path)["results"]}
         except (ValueError, KeyError, OSError):
             by_name = {}  # an unreadable old file is replaced, not merged
+    if known is not None:
+        by_name = {k: v for k, v in by_name.items() if k in known}
     by_name.update({r["scenario"]: r for r in results})
     data = {"kernel": kernel, "arch": arch, "tcpkb_version": __version__,
             "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

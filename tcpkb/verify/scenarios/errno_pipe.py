@@ -27,17 +27,6 @@ def _reset_by_peer(lab):
 
 
 @scenario(
-    claim="After the peer has closed, the first send() still succeeds and the peer answers the data "
-          "with RST; the next send() fails with EPIPE, not ECONNRESET.",
-    proves=["errno:EPIPE", "flag:RST"],
-)
-def send_after_peer_close_succeeds_once_then_epipe(lab):
-    client, _ = _reset_by_peer(lab)
-    lab.expect_errno(client.send(b"second", socket.MSG_NOSIGNAL), "EPIPE")
-    lab.expect_errno(client.send(b"third", socket.MSG_NOSIGNAL), "EPIPE")
-
-
-@scenario(
     claim="A process with SIGPIPE at its default action that send()s on a connection the peer has "
           "reset is killed by SIGPIPE (signal 13); the same send() with MSG_NOSIGNAL returns EPIPE.",
     proves=["signal:SIGPIPE", "errno:EPIPE"],

@@ -22,22 +22,6 @@ def close_with_unread_data_sends_rst(lab):
 
 
 @scenario(
-    claim="close() on a socket with SO_LINGER {1, 0} sends RST at once instead of FIN and leaves no "
-          "TIME_WAIT behind; the peer's next recv() fails with ECONNRESET.",
-    proves=["errno:ECONNRESET", "flag:RST"],
-)
-def linger_zero_close_sends_rst_and_skips_time_wait(lab):
-    _, client, server = lab.connected_pair()
-    client.linger(1, 0).value
-    client.close()
-    lab.expect_packets("client *R")
-    lab.expect(not any("F" in p["flags"] for p in lab.packets() if p.get("proto") == "tcp"),
-               "no FIN was sent by either side")
-    lab.expect_state(client, "gone")
-    lab.expect_errno(server.recv(), "ECONNRESET")
-
-
-@scenario(
     claim="After a RST has arrived, the first send() fails with ECONNRESET (the pending error) "
           "and every later send() fails with EPIPE.",
     proves=["errno:ECONNRESET", "errno:EPIPE"],
