@@ -48,6 +48,8 @@ def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> 
 
 def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **platform) -> int:
     """Look up one entry of a kind (or any kind, for `show`) and print it."""
+    if kind == "sysctl":  # a knob's answer carries this machine's live value
+        return sysctl(query, as_json, brief)
     finder = lookup.show if kind == "show" else lookup.FINDERS[kind]
 
     def action(conn: sqlite3.Connection) -> None:
@@ -58,3 +60,32 @@ def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **pl
             output.print_found(found, brief=brief)
 
     return run(action, as_json)
+
+
+def sysctl(query: str, as_json: bool = False, brief: bool = False) -> int:
+    """A knob's entry with this machine's live value beside its default."""
+    def action(conn: sqlite3.Connection) -> None:
+        from .live import with_live
+
+        found = lookup.find_sysctl(conn, query)
+        found.entry = with_live(found.entry)
+        if as_json:
+            output.print_json(found.as_json())
+        else:
+            output.print_found(found, brief=brief)
+
+    return run(action, as_json)
+
+
+def sysctl_diff(as_json: bool = False) -> int:
+    """Every knob whose live value differs from the default: 0 when none does, 1 when some do."""
+    report: dict = {}
+
+    def action(conn: sqlite3.Connection) -> None:
+        from .live import diff
+
+        report.update(diff(conn))
+        output.print_json(report) if as_json else output.print_diff(report)
+
+    status = run(action, as_json)
+    return status or (1 if report.get("differs") else 0)

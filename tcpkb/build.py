@@ -58,7 +58,10 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, 
     rows: dict[str, list[dict]] = {t: [] for t in (
         "entries", "sections", "aliases", "messages", "links", "errno", "errno_numbers",
         "signals", "signal_numbers", "states", "transitions", "flags", "flag_combinations",
-        "claims", "search")}
+        "claims", "sysctls", "sockopts", "sockopt_numbers", "calls", "call_names", "call_errors",
+        "search")}
+    # Which calls return an errno is written once, in the call notes, and read both ways.
+    calls_of = _calls_by_errno(notes)
     for note in notes:
         m = note.meta
         rows["entries"].append({
@@ -75,14 +78,14 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path) -> dict[str, 
         rows["messages"] += [{"entry_id": note.id, "text": t} for t in m.get("seen_as") or []]
         rows["links"] += [{"src": note.id, "dst": d, "position": i}
                           for i, d in enumerate(m.get("related") or [])]
-        _kind_rows(note, rows)
+        _kind_rows(note, rows, calls_of)
         rows["search"].append({
             "id": note.id, "kind": note.kind, "name": m["name"],
             "aliases": " ".join(m.get("aliases") or []), "title": m["title"],
             "summary": m["summary"], "summary_zh": m["summary_zh"],
             "messages": "\n".join(m.get("seen_as") or []), "body": note.body,
             # tcpkb is about sockets: the entries a socket program meets rank first
-            "boost": 2.0 if m.get("socket") or note.kind in ("state", "flag") else 1.0,
+            "boost": 2.0 if m.get("socket") or note.kind in ("state", "flag", "sockopt", "call") else 1.0,
         })
     for table, batch in rows.items():
         if batch:
@@ -154,13 +157,22 @@ def _order(note: Note):
     return (number if isinstance(number, int) else 1 << 30, m.get("name", ""))
 
 
-def _kind_rows(note: Note, rows: dict[str, list[dict]]) -> None:
+def _calls_by_errno(notes: list[Note]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for note in notes:
+        if note.kind == "call":
+            for e in note.meta.get("errors") or []:
+                out.setdefault(f"errno:{e['errno']}", []).append(note.meta["name"])
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def _kind_rows(note: Note, rows: dict[str, list[dict]], calls_of: dict[str, list[str]]) -> None:
     m, id_ = note.meta, note.id
     if note.kind == "errno":
         rows["errno"].append({"id": id_, "name": m["name"], "number": m["number"],
                               "message": m["message"], "socket": bool(m.get("socket")),
                               "internal": bool(m.get("internal")),
-                              "calls": json.dumps(m.get("calls") or [])})
+                              "calls": json.dumps(calls_of.get(id_, []))})
         for platform, number in errno_numbers(m).items():
             if number is not None:
                 name = ("WSA" + m["name"]) if platform == "windows" else m["name"]
@@ -174,7 +186,7 @@ def _kind_rows(note: Note, rows: dict[str, list[dict]]) -> None:
         rows["signals"].append({"id": id_, "name": m["name"], "number": m["number"],
                                 "action": m["action"], "standard": m["standard"],
                                 "socket": bool(m.get("socket"))})
-        for platform, number in signal_numbers(m).items():
+        for platform, number in abi_numbers(m).items():
             if number is not None:
                 rows["signal_numbers"].append({"entry_id": id_, "platform": platform, "number": number})
     elif note.kind == "state":
@@ -192,6 +204,25 @@ def _kind_rows(note: Note, rows: dict[str, list[dict]]) -> None:
                                        "meaning": c["meaning"]} for c in m.get("combinations") or []]
     elif note.kind == "claim":
         rows["claims"].append({"id": id_, "name": m["name"], "verdict": m["verdict"]})
+    elif note.kind == "sysctl":
+        rows["sysctls"].append({"id": id_, "name": m["name"], "type": m["type"], "unit": m.get("unit"),
+                                "range": m.get("range"), "default": m["default"],
+                                "computed": m.get("computed"), "per_netns": m["per_netns"],
+                                "inherited": bool(m.get("inherited")),
+                                "noop_since": m.get("noop_since"), "removed_in": m.get("removed_in"),
+                                "path": "/proc/sys/" + m["name"].replace(".", "/")})
+    elif note.kind == "sockopt":
+        rows["sockopts"].append({"id": id_, "name": m["name"], "level": m["level"],
+                                 "number": m["number"], "value": m["value"], "access": m["access"],
+                                 "default": m.get("default"), "default_from": m.get("default_from")})
+        for platform, number in abi_numbers(m).items():
+            if number is not None:
+                rows["sockopt_numbers"].append({"entry_id": id_, "platform": platform, "number": number})
+    elif note.kind == "call":
+        rows["calls"].append({"id": id_, "name": m["name"], "synopsis": m["synopsis"], "man": m["man"]})
+        rows["call_names"] += [{"name": n, "entry_id": id_} for n in [m["name"], *(m.get("aliases") or [])]]
+        rows["call_errors"] += [{"call_id": id_, "errno_id": f"errno:{e['errno']}", "position": i,
+                                 "condition": e["when"]} for i, e in enumerate(m.get("errors") or [])]
 
 
 def errno_numbers(meta: dict) -> dict[str, int | None]:
@@ -205,7 +236,8 @@ def errno_numbers(meta: dict) -> dict[str, int | None]:
     return out
 
 
-def signal_numbers(meta: dict) -> dict[str, int | None]:
+def abi_numbers(meta: dict) -> dict[str, int | None]:
+    """A signal's or option's number on every Linux ABI: listed where it differs, else the generic one."""
     listed = meta.get("numbers") or {}
     out: dict[str, int | None] = {"linux": meta["number"]}
     for abi in LINUX_ABIS:
@@ -235,6 +267,11 @@ def _create_tables(db: sqlite_utils.Database) -> None:
          [("from_state", "entries", "id"), ("to_state", "entries", "id")]),
         ("flag_combinations", {"entry_id": str, "flags": str, "name": str, "meaning": str},
          [("entry_id", "entries", "id")]),
+        ("sockopt_numbers", {"entry_id": str, "platform": str, "number": int},
+         [("entry_id", "entries", "id")]),
+        ("call_names", {"name": str, "entry_id": str}, [("entry_id", "entries", "id")]),
+        ("call_errors", {"call_id": str, "errno_id": str, "position": int, "condition": str},
+         [("call_id", "entries", "id"), ("errno_id", "entries", "id")]),
     ):
         db[table].create(cols, foreign_keys=fk)
     for table, cols in (
@@ -246,6 +283,13 @@ def _create_tables(db: sqlite_utils.Database) -> None:
                     "netstat": str, "side": str}),
         ("flags", {"id": str, "name": str, "bit": int, "letter": str, "rfc": str}),
         ("claims", {"id": str, "name": str, "verdict": str}),
+        ("sysctls", {"id": str, "name": str, "type": str, "unit": str, "range": str, "default": str,
+                     "computed": str, "per_netns": bool, "inherited": bool, "noop_since": str,
+                     "removed_in": str,
+                     "path": str}),
+        ("sockopts", {"id": str, "name": str, "level": str, "number": int, "value": str,
+                      "access": str, "default": str, "default_from": str}),
+        ("calls", {"id": str, "name": str, "synopsis": str, "man": str}),
     ):
         db[table].create(cols, pk="id", foreign_keys=[("id", "entries", "id")])
     db["scenarios"].create({"name": str, "module": str, "level": str, "claim": str, "needs": str,
@@ -268,5 +312,6 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     for table, column in (("aliases", "alias"), ("errno_numbers", "number"),
                           ("signal_numbers", "number"), ("aliases", "entry_id"),
                           ("messages", "entry_id"), ("links", "src"),
-                          ("verifications", "entry_id"), ("scenario_entries", "entry_id")):
+                          ("verifications", "entry_id"), ("scenario_entries", "entry_id"),
+                          ("call_errors", "errno_id"), ("call_names", "name")):
         db[table].create_index([column])

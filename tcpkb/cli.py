@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="The failures people meet on TCP sockets on Linux: errno codes, signals, TCP states "
-    "and flags, explained from the notes in kb/.",
+    "and flags, sysctl knobs, socket options and system calls, explained from the notes in kb/.",
 )
 
 JSON = typer.Option(False, "--json", help="Print JSON with the public ids instead of text.")
@@ -75,6 +75,43 @@ def flag(
 
 
 @app.command()
+def sysctl(
+    name: Optional[str] = typer.Argument(
+        None, help="net.ipv4.tcp_fin_timeout, tcp_fin_timeout, /proc/sys/net/ipv4/tcp_fin_timeout, "
+                   "or a sysctl.conf line"),
+    diff: bool = typer.Option(False, "--diff", help="List every knob whose live value differs from its "
+                              "default, with the advice; exit 1 if any does."),
+    as_json: bool = JSON,
+    brief: bool = BRIEF,
+) -> None:
+    """Look up a sysctl knob, with this machine's live value beside the default."""
+    if diff == (name is not None):
+        output.fail("give a knob's name, or --diff")
+        raise typer.Exit(2)
+    raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief))
+
+
+@app.command()
+def sockopt(
+    name: str = typer.Argument(..., help="SO_LINGER, so_linger, linger, TCP_NODELAY, MSG_NOSIGNAL"),
+    as_json: bool = JSON,
+    brief: bool = BRIEF,
+) -> None:
+    """Look up a socket option or a send/recv flag."""
+    raise typer.Exit(answer.find("sockopt", name, as_json, brief))
+
+
+@app.command()
+def call(
+    name: str = typer.Argument(..., help="connect, shutdown, sendmsg, accept4, epoll_wait"),
+    as_json: bool = JSON,
+    brief: bool = BRIEF,
+) -> None:
+    """Look up a system call: what it does to the connection and the errno codes it returns."""
+    raise typer.Exit(answer.find("call", name, as_json, brief))
+
+
+@app.command()
 def show(
     entry_id: str = typer.Argument(..., metavar="ID", help="errno:ECONNRESET, state:TIME_WAIT, or a bare name"),
     as_json: bool = JSON,
@@ -86,7 +123,7 @@ def show(
 
 @app.command("list")
 def list_(
-    kind: str = typer.Argument(..., help="errno, signal, state or flag"),
+    kind: str = typer.Argument(..., help="errno, signal, state, flag, claim, sysctl, sockopt or call"),
     as_json: bool = JSON,
 ) -> None:
     """List every entry of a kind."""

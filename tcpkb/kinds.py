@@ -14,7 +14,7 @@ OTHER_OSES = ("darwin", "freebsd", "windows")
 
 @dataclass(frozen=True)
 class Field:
-    type: str  # str, int, bool, str_list, str_or_null, numbers, alias_numbers, transitions, combinations
+    type: str  # str, int, bool, str_list, str_or_null, value_or_null, numbers, alias_numbers, transitions, combinations, errors
     required: bool = False
     choices: tuple = ()
     keys: tuple = ()  # allowed keys of a `numbers` mapping
@@ -32,6 +32,9 @@ class Kind:
     unique: str | None = None
     title_hint: str = ""
 
+
+SYSCTL_TYPES = ("integer", "boolean", "mode", "vector", "string", "bitmap")
+SOCKOPT_LEVELS = ("SOL_SOCKET", "IPPROTO_TCP", "IPPROTO_IP", "IPPROTO_IPV6", "flags")
 
 COMMON = {
     "name": Field("str", required=True),
@@ -56,7 +59,6 @@ KINDS: dict[str, Kind] = {
             "alias_numbers": Field("alias_numbers", keys=LINUX_ABIS + OTHER_OSES),
             "socket": Field("bool"),
             "internal": Field("bool"),
-            "calls": Field("str_list"),
         },
         sections=FULL,
         required_sections=("Meaning",),
@@ -117,10 +119,54 @@ KINDS: dict[str, Kind] = {
         sections=("The claim", "What the kernel does", "What to do"),
         required_sections=("The claim", "What the kernel does"),
     ),
+    "sysctl": Kind(
+        "sysctl",
+        {
+            **COMMON,
+            "type": Field("str", required=True, choices=SYSCTL_TYPES),
+            "unit": Field("str_or_null"),
+            "range": Field("str_or_null"),
+            "default": Field("value_or_null", required=True),
+            "computed": Field("str_or_null"),
+            "per_netns": Field("bool", required=True),
+            "inherited": Field("bool"),
+            "noop_since": Field("str_or_null"),
+            "removed_in": Field("str_or_null"),
+        },
+        sections=("Meaning", "Values", "Traps", "Where the docs differ", "What to do", "How to see it"),
+        required_sections=("Meaning", "What to do"),
+    ),
+    "sockopt": Kind(
+        "sockopt",
+        {
+            **COMMON,
+            "level": Field("str", required=True, choices=SOCKOPT_LEVELS),
+            "number": Field("int", required=True),
+            "numbers": Field("numbers", keys=LINUX_ABIS),
+            "value": Field("str", required=True),
+            "access": Field("str", required=True, choices=("get", "set", "get and set", "per call")),
+            "default": Field("value_or_null"),
+            "default_from": Field("str_or_null"),
+        },
+        sections=("Meaning", "Pitfalls", "How to see it"),
+        required_sections=("Meaning", "Pitfalls"),
+    ),
+    "call": Kind(
+        "call",
+        {
+            **COMMON,
+            "synopsis": Field("str", required=True),
+            "man": Field("str", required=True),
+            "errors": Field("errors"),
+        },
+        sections=("Meaning", "What it does to the connection", "Pitfalls", "How to see it"),
+        required_sections=("Meaning", "What it does to the connection"),
+    ),
 }
 
 TRANSITION_KEYS = {"to": True, "event": True, "send": False, "side": False, "rfc": False}
 COMBINATION_KEYS = {"flags": True, "name": True, "meaning": True}
+ERROR_KEYS = {"errno": True, "when": True}
 
 
 def slug(section: str) -> str:
@@ -139,6 +185,9 @@ def check_type(f: Field, value) -> str | None:
     elif t == "str_or_null":
         if value is not None and (not isinstance(value, str) or not value.strip()):
             return "must be a string or null"
+    elif t == "value_or_null":  # a value as a file prints it: may be empty, never a number
+        if value is not None and not isinstance(value, str):
+            return "must be a quoted string (\"\" for an empty value) or null"
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return "must be an integer"
@@ -156,8 +205,8 @@ def check_type(f: Field, value) -> str | None:
         for alias, numbers in value.items():
             if problem := _check_numbers(numbers, f.keys):
                 return f"{alias}: {problem}"
-    elif t in ("transitions", "combinations"):
-        keys = TRANSITION_KEYS if t == "transitions" else COMBINATION_KEYS
+    elif t in ("transitions", "combinations", "errors"):
+        keys = {"transitions": TRANSITION_KEYS, "combinations": COMBINATION_KEYS, "errors": ERROR_KEYS}[t]
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             return "must be a list of mappings"
         for item in value:

@@ -24,12 +24,13 @@ CODES = {
     "KB007": "`name` does not match the file name",
     "KB008": "two entries claim the same id, name or alias",
     "KB009": "two entries of a kind share a number that must be unique",
-    "KB010": "`related` (or a transition) names an id that does not exist",
+    "KB010": "`related`, a transition or a call's error names an id that does not exist",
     "KB011": "a section the kind does not have, or text before the first section",
     "KB012": "sections out of order, or one repeated",
     "KB013": "a required section is missing or empty",
     "KB014": "`summary` or `summary_zh` is not exactly one sentence",
     "KB015": "placeholder text (`TODO`, `TBD`, `FIXME`) left in the note",
+    "KB016": "facts that go together disagree (a sysctl without a default that is neither computed nor removed)",
 }
 
 _PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME)\b")
@@ -110,6 +111,9 @@ def _check_note(note: Note) -> list[Problem]:
     if isinstance(name, str) and name != note.stem:
         add(note.line_of("name"), "KB007", f"name {name!r} does not match the file name {note.stem!r}")
 
+    if note.kind == "sysctl":
+        out += [Problem(path, note.line_of(k), "KB016", why) for k, why in _sysctl_facts(meta)]
+
     for key, pattern in (("summary", _english_sentence), ("summary_zh", _chinese_sentence)):
         if isinstance(meta.get(key), str) and (why := pattern(meta[key])):
             add(note.line_of(key), "KB014", f"{key} {why}")
@@ -146,6 +150,18 @@ def _check_note(note: Note) -> list[Problem]:
         if m := _PLACEHOLDER.search(line):
             add(n, "KB015", f"placeholder {m.group(1)} left in the note")
             break
+    return out
+
+
+def _sysctl_facts(meta: dict) -> list[tuple[str, str]]:
+    """A knob's default, computed rule and removal must tell one story."""
+    out = []
+    if meta.get("default") is None and not meta.get("computed") and not meta.get("removed_in"):
+        out.append(("default", "default is null: say how it is `computed`, or when it was `removed_in`"))
+    if meta.get("removed_in") and meta.get("default") is not None:
+        out.append(("default", "a removed knob has no default on this kernel: set default to null"))
+    if meta.get("removed_in") and meta.get("noop_since"):
+        out.append(("noop_since", "a knob is either removed or a no-op, not both"))
     return out
 
 
@@ -193,6 +209,16 @@ def _check_across(notes: list[Note]) -> list[Problem]:
                 if isinstance(target, str) and target not in ids:
                     out.append(Problem(_show(note.path), note.line_of("related"), "KB010",
                                        f"related id {target!r} does not exist"))
+        default_from = note.meta.get("default_from")
+        if note.kind == "sockopt" and isinstance(default_from, str) and default_from not in ids:
+            out.append(Problem(_show(note.path), note.line_of("default_from"), "KB010",
+                               f"default_from {default_from!r} does not exist"))
+        errors = note.meta.get("errors")
+        if note.kind == "call" and isinstance(errors, list):
+            for e in errors:
+                if isinstance(e, dict) and isinstance(e.get("errno"), str) and f"errno:{e['errno']}" not in ids:
+                    out.append(Problem(_show(note.path), note.line_of("errors"), "KB010",
+                                       f"error {e['errno']!r} is not an errno entry"))
         transitions = note.meta.get("transitions")
         if note.kind == "state" and isinstance(transitions, list):
             for t in transitions:

@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 
-KIND_NAMES = ("errno", "signal", "state", "flag", "claim")
+KIND_NAMES = ("errno", "signal", "state", "flag", "claim", "sysctl", "sockopt", "call")
 ERRNO_PLATFORMS = ("linux", "alpha", "mips", "sparc", "parisc", "powerpc", "darwin", "freebsd", "windows")
 LINUX_ABIS = ("alpha", "mips", "sparc", "parisc", "powerpc")
 MAX_QUERY = 500  # characters; longer input is not a name, a number or a search
@@ -84,6 +84,10 @@ def entry(conn: sqlite3.Connection, entry_id: str, full: bool = True) -> dict:
     if full:
         out["related"] = [r[0] for r in conn.execute(
             "select dst from links where src = ? order by position", (entry_id,))]
+        # the other direction: entries whose `related` name this one
+        out["linked_from"] = [r[0] for r in conn.execute(
+            "select src from links where dst = ? and src not in "
+            "(select dst from links where src = ?) order by src", (entry_id, entry_id))]
         out["seen_as"] = [r[0] for r in conn.execute(
             "select text from messages where entry_id = ? order by rowid", (entry_id,))]
         out["sections"] = {r["slug"]: r["markdown"] for r in conn.execute(
@@ -153,6 +157,24 @@ def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
     if kind == "claim":
         r = conn.execute("select verdict from claims where id = ?", (entry_id,)).fetchone()
         return {"verdict": r["verdict"]}
+    if kind == "sysctl":
+        r = conn.execute("select * from sysctls where id = ?", (entry_id,)).fetchone()
+        return {k: r[k] for k in ("type", "unit", "range", "default", "computed")} | {
+            "per_netns": bool(r["per_netns"]), "inherited": bool(r["inherited"]),
+            "noop_since": r["noop_since"],
+            "removed_in": r["removed_in"], "proc_path": r["path"]}
+    if kind == "sockopt":
+        r = conn.execute("select * from sockopts where id = ?", (entry_id,)).fetchone()
+        numbers = {p: None for p in ("linux",) + LINUX_ABIS}
+        for n in conn.execute("select platform, number from sockopt_numbers where entry_id = ?", (entry_id,)):
+            numbers[n["platform"]] = n["number"]
+        return {k: r[k] for k in ("level", "number", "value", "access", "default", "default_from")} | {
+            "numbers": numbers}
+    if kind == "call":
+        r = conn.execute("select * from calls where id = ?", (entry_id,)).fetchone()
+        errors = [{"errno": e["errno_id"], "when": e["condition"]} for e in conn.execute(
+            "select errno_id, condition from call_errors where call_id = ? order by position", (entry_id,))]
+        return {"synopsis": r["synopsis"], "man": r["man"], "errors": errors}
     return {}
 
 
@@ -401,8 +423,65 @@ def find_claim(conn: sqlite3.Connection, query: str) -> Found:
     return Found(entry(conn, entry_id))
 
 
+# --- sysctl, sockopt, call --------------------------------------------------------
+
+def sysctl_name(query: str) -> tuple[str, str | None]:
+    """What people paste -> a dotted name, and a value if the text set one.
+
+    net.ipv4.tcp_fin_timeout, net/ipv4/tcp_fin_timeout, /proc/sys/net/ipv4/tcp_fin_timeout,
+    `sysctl -w net.ipv4.tcp_fin_timeout=30`, `net.ipv4.tcp_fin_timeout = 30` (sysctl.conf).
+    """
+    text = _clean(query)
+    text = re.sub(r"^sysctl(\s+-[a-zA-Z]+)*\s+", "", text)
+    name, eq, value = text.partition("=")
+    name = name.strip().removeprefix("/proc/sys/").strip("/").replace("/", ".")
+    return name, (" ".join(value.split()) or None) if eq else None
+
+
+def find_sysctl(conn: sqlite3.Connection, query: str) -> Found:
+    """A knob by full name, path or short name (tcp_fin_timeout)."""
+    name, value = sysctl_name(query)
+    notes = []
+    entry_id = _by_name(conn, "sysctl", name)
+    if entry_id is None:  # a short name: the last component, net.ipv4 first
+        rows = conn.execute(
+            "select id from sysctls where lower(substr(name, -length(?1) - 1)) = '.' || lower(?1) "
+            "order by substr(name, 1, 9) != 'net.ipv4.', name", (name,)).fetchall()
+        if not rows:
+            raise NotFound(f"no sysctl {name!r} in the knowledge base", suggest(conn, name, "sysctl"))
+        entry_id = rows[0][0]
+        if len(rows) > 1:
+            notes.append(f"{name} is also " + ", ".join(r[0] for r in rows[1:]))
+    found = entry(conn, entry_id)
+    if value is not None:  # a pasted sysctl.conf line: say how its value stands
+        default = found["default"]
+        verdict = ("the default" if default is not None and value.split() == default.split()
+                   else f"not the default {default}" if default is not None else "the default is computed")
+        notes.insert(0, f"the text sets {found['name']} to {value} ({verdict})")
+    return Found(found, notes)
+
+
+def find_sockopt(conn: sqlite3.Connection, query: str) -> Found:
+    """An option or flag by name (SO_LINGER, so_linger, linger) or alias."""
+    name = _clean(query).upper().replace("-", "_")
+    for candidate in (name, "SO_" + name, "TCP_" + name, "MSG_" + name):
+        if entry_id := _by_name(conn, "sockopt", candidate):
+            return Found(entry(conn, entry_id))
+    raise NotFound(f"no socket option or flag {query!r}", suggest(conn, query, "sockopt"))
+
+
+def find_call(conn: sqlite3.Connection, query: str) -> Found:
+    """A system call by name or variant (sendmsg -> send); `connect(2)` and `connect()` work too."""
+    name = re.sub(r"\(\d?\)$", "", _clean(query).lower())
+    row = conn.execute("select entry_id from call_names where name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no system call {query!r}", suggest(conn, query, "call"))
+    notes = [] if row[0] == f"call:{name}" else [f"{name} is covered by {row[0]}"]
+    return Found(entry(conn, row[0]), notes)
+
+
 FINDERS = {"errno": find_errno, "signal": find_signal, "state": find_state, "flag": find_flag,
-           "claim": find_claim}
+           "claim": find_claim, "sysctl": find_sysctl, "sockopt": find_sockopt, "call": find_call}
 
 
 # --- search ------------------------------------------------------------------

@@ -14,7 +14,8 @@ import os
 import re
 import sys
 
-LOOKUPS = {"errno": ("--os", "--arch"), "signal": ("--arch",), "state": (), "flag": (), "show": ()}
+LOOKUPS = {"errno": ("--os", "--arch"), "signal": ("--arch",), "state": (), "flag": (), "show": (),
+           "sysctl": (), "sockopt": (), "call": ()}
 OPTION_ARGS = {"--os": "os_", "--arch": "arch"}  # option -> find() keyword
 _NUMBER = re.compile(r"-\d+|-0[xX][0-9a-fA-F]+")
 

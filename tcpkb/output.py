@@ -59,6 +59,16 @@ def headline(e: dict) -> str:
     if kind == "claim":
         colour = {"confirmed": "32", "refuted": "31"}.get(e["verdict"], "33")
         return f"{accent(e['title'])}  claim {style(e['verdict'].upper(), colour)}"
+    if kind == "sysctl":
+        if e["removed_in"]:
+            return f"{accent(e['name'])}  sysctl  {style('REMOVED in ' + e['removed_in'], '31')}  {bold(e['title'])}"
+        default = e["default"] if e["default"] is not None else "computed"
+        return f"{accent(e['name'])}  sysctl {e['type']}  default {default}  {bold(e['title'])}"
+    if kind == "sockopt":
+        where = "send/recv flag" if e["level"] == "flags" else e["level"]
+        return f"{accent(e['name'])}  {where} {e['number']}  {bold(e['title'])}"
+    if kind == "call":
+        return f"{accent(e['name'])}  {e['man']}  {bold(e['title'])}"
     return f"{accent(e['name'])}  {bold(e['title'])}"
 
 
@@ -98,11 +108,61 @@ def facts(e: dict) -> list[tuple[str, str]]:
             send = f" / send {t['send']}" if t["send"] else ""
             rows.append(("→ " + t["to"].split(":", 1)[1], f"{t['event']}{send}"
                          + ("" if t["rfc"] else dim("  (Linux)"))))
+    elif kind == "sysctl":
+        rows += _sysctl_facts(e)
+    elif kind == "sockopt":
+        rows.append(("value", e["value"]))
+        rows.append(("access", e["access"]))
+        if e["default"] is not None:
+            rows.append(("default", e["default"] + (f"  (from {e['default_from']})" if e["default_from"] else "")))
+        elif e["default_from"]:
+            rows.append(("default", f"from {e['default_from']}"))
+        other = [f"{p} {n}" for p, n in e["numbers"].items() if p != "linux" and n != e["number"]]
+        if other:
+            rows.append(("other ABIs", "  ".join(other)))
+    elif kind == "call":
+        rows.append(("synopsis", e["synopsis"]))
+        for err in e["errors"]:
+            rows.append((err["errno"].split(":", 1)[1], err["when"]))
     elif kind == "flag":
         rows.append(("defined in", e["rfc"]))
         for c in e.get("combinations") or []:
             rows.append((c["flags"], f"{c['name']}: {c['meaning']}"))
     return rows
+
+
+def _sysctl_facts(e: dict) -> list[tuple[str, str]]:
+    rows = [("type", e["type"] + (f", {e['unit']}" if e["unit"] else ""))]
+    if e["range"]:
+        rows.append(("range", e["range"]))
+    if e["default"] is not None:
+        rows.append(("default", e["default"]))
+    if e["computed"]:
+        rows.append(("computed from", e["computed"]))
+    rows.append(("namespace", "one value for the whole machine" if not e["per_netns"] else
+                 "each network namespace has its own, starting from the host's current value"
+                 if e["inherited"] else "each network namespace has its own"))
+    if e["noop_since"]:
+        rows.append(("no effect", f"since Linux {e['noop_since']}: the file exists but does nothing"))
+    if e["removed_in"]:
+        rows.append(("removed", f"in Linux {e['removed_in']}: writing it fails"))
+    else:
+        rows.append(("file", e["proc_path"]))
+    return rows
+
+
+def live_lines(e: dict, live: dict) -> list[str]:
+    """'live 30 (default 60: differs)' for `tcpkb sysctl`."""
+    if live["value"] is None:
+        return [f"{dim('live')}  {live.get('why') or 'cannot be read'}"]
+    line = f"{dim('live')}  {bold(live['value'])} on this machine"
+    if live["differs"] is True:
+        line += "  " + style(f"differs from the default {live['default']} ({live['default_source']})", "33")
+    elif live["differs"] is False:
+        line += "  " + dim("(the default)")
+    else:
+        line += "  " + dim("(nothing to compare: read-only, secret or no default)")
+    return [line]
 
 
 def print_found(found: Found, brief: bool = False) -> None:
@@ -122,6 +182,9 @@ def print_found(found: Found, brief: bool = False) -> None:
                        f"{', '.join(a['platforms'])}", "33"))  # yellow
     for line in verification_lines(e.get("verification") or [], e["id"]):
         echo(line)
+    if e.get("live"):
+        for line in live_lines(e, e["live"]):
+            echo(line)
     if brief:
         return
     echo()
@@ -137,6 +200,10 @@ def print_found(found: Found, brief: bool = False) -> None:
     if e.get("related"):
         echo()
         echo(f"{dim('related')}  {', '.join(e['related'])}")
+    if e.get("linked_from"):
+        if not e.get("related"):
+            echo()
+        echo(f"{dim('see also')} {', '.join(e['linked_from'])}")
     if e.get("path"):
         echo(f"{dim('source')}   {e['path']}")
 
@@ -180,10 +247,30 @@ def print_list(entries: list[dict]) -> None:
             key = f"{e['number']:>2} {e['hex']}"
         elif kind == "flag":
             key = f"{e['hex']} {e['letter']}"
+        elif kind == "sysctl":
+            key = (f"removed {e['removed_in']}" if e["removed_in"] else
+                   e["default"] if e["default"] is not None else "computed")[:24].ljust(24)
+        elif kind == "sockopt":
+            key = f"{'MSG' if e['level'] == 'flags' else e['level']:<12} {e['number']:>5}"
+        elif kind == "call":
+            key = e["man"].ljust(14)
         else:  # a claim: its verdict, then the claim as people state it
             echo(f"{e['verdict']:<9}  {accent(e['name'])}  {e['title']}")
             continue
         echo(f"{key}  {accent(e['name'].ljust(width))} {e['title']}")
+
+
+def print_diff(report: dict) -> None:
+    for d in report["differs"]:
+        echo(f"{accent(d['name'])}  {bold(d['value'])}  {dim('default')} {d['default']}"
+             + (dim("  (read from a fresh namespace)") if d["default_source"] == "fresh namespace" else ""))
+        echo(f"  {d['summary']}")
+        for line in d["advice"].splitlines():
+            echo(f"  {dim('│')} {line}" if line else f"  {dim('│')}")
+    n = len(report["differs"])
+    echo(dim(f"{n} of {report['compared']} knobs differ from their default"
+             + (f"; {len(report['not_compared'])} not compared (tcpkb sysctl --diff --json lists them)"
+                if report["not_compared"] else "")))
 
 
 def print_search(results: list[dict]) -> None:

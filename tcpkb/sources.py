@@ -27,9 +27,14 @@ SIGNAL_MAN = Path("/usr/share/man/man7/signal.7.gz")
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$")
 _UNDEF = re.compile(r"^\s*#\s*undef\s+(\w+)")
 _INCLUDE = re.compile(r"^\s*#\s*include\s+<([^>]+)>")
+_IFDEF = re.compile(r"^\s*#\s*(ifdef|ifndef)\s+(\w+)")
+_IF = re.compile(r"^\s*#\s*if\b")
+_ELSE = re.compile(r"^\s*#\s*(else|elif)\b")
+_ENDIF = re.compile(r"^\s*#\s*endif\b")
 
 
-def header_defines(root: Path, relpath: str, _seen: set | None = None) -> dict[str, str]:
+def header_defines(root: Path, relpath: str, _seen: set | None = None,
+                   _outer: dict[str, str] | None = None) -> dict[str, str]:
     """The raw `#define NAME value` pairs of a header and what it includes,
     in file order, honouring `#undef` (powerpc redefines EDEADLOCK that way)."""
     seen = _seen if _seen is not None else set()
@@ -37,13 +42,29 @@ def header_defines(root: Path, relpath: str, _seen: set | None = None) -> dict[s
     if relpath in seen or not path.exists():
         return {}
     seen.add(relpath)
-    out: dict[str, str] = {}
+    out: dict[str, str] = dict(_outer or {})  # what the including header defined so far
     # Drop comments first: asm-generic/signal.h keeps "#define SIGLOST 29"
     # inside a comment, and that is not a definition.
     text = re.sub(r"/\*.*?\*/", " ", path.read_text(errors="replace"), flags=re.S)
+    # Conditionals: `#ifdef`/`#ifndef NAME` are decided (powerpc's asm/socket.h defines SO_RCVLOWAT
+    # before including the generic header, whose own value sits under `#ifndef SO_PASSCRED`);
+    # any other `#if` cannot be evaluated here, so both of its branches count as taken.
+    stack: list[list[bool]] = []  # [taken, decided] per open conditional
     for line in text.splitlines():
-        if m := _INCLUDE.match(line):
-            out.update(header_defines(root, m.group(1), seen))
+        if m := _IFDEF.match(line):
+            stack.append([(m.group(2) in out) == (m.group(1) == "ifdef"), True])
+        elif _IF.match(line):
+            stack.append([True, False])
+        elif _ELSE.match(line):
+            if stack and stack[-1][1]:
+                stack[-1][0] = not stack[-1][0]
+        elif _ENDIF.match(line):
+            if stack:
+                stack.pop()
+        elif not all(taken for taken, _ in stack):
+            continue
+        elif m := _INCLUDE.match(line):
+            out.update(header_defines(root, m.group(1), seen, out))
         elif m := _UNDEF.match(line):
             out.pop(m.group(1), None)
         elif m := _DEFINE.match(line):
@@ -175,3 +196,37 @@ def tcp_flag_bits() -> dict[str, int]:
     found = re.findall(r"TCP_FLAG_(\w+)\s*=\s*__constant_cpu_to_be32\((0x[0-9a-fA-F]+)\)", path.read_text())
     # The constants mask the 32-bit word holding data offset, reserved bits and flags.
     return {name: int(value, 16) >> 16 for name, value in found if (int(value, 16) >> 16) <= 0x1FF}
+
+
+def socket_options(abi: str = "generic") -> dict[str, int]:
+    """SO_*, TCP_*, IP_*, IPV6_* option names and MSG_* flags -> value on a Linux ABI.
+
+    Only the SOL_SOCKET options differ between ABIs (asm/socket.h); the rest
+    come from the generic uapi headers and glibc's bits/socket.h.
+    """
+    root = NATIVE_ROOT if abi == "generic" else CROSS_ROOTS[abi]
+    rel = "asm-generic/socket.h" if abi == "generic" else "asm/socket.h"
+    defines = header_defines(root, rel)
+    found = _resolve(defines, "SO_")
+    # SO_RCVTIMEO is a sizeof() expression on 32-bit; 64-bit ABIs use the _OLD value.
+    for name in ("SO_RCVTIMEO", "SO_SNDTIMEO"):
+        if name not in found and f"{name}_OLD" in found:
+            found[name] = found[f"{name}_OLD"]
+    if abi != "generic":
+        return found
+    found.update(_resolve(header_defines(NATIVE_ROOT, "linux/tcp.h"), "TCP_"))
+    found.update(_resolve(header_defines(NATIVE_ROOT, "linux/in.h"), "IP_"))
+    found.update(_resolve(header_defines(NATIVE_ROOT, "linux/in6.h"), "IPV6_"))
+    bits = NATIVE_ROOT / "x86_64-linux-gnu/bits/socket.h"
+    if bits.exists():  # an enum whose members each carry a #define line: read `MSG_X = 0x40,`
+        found.update({name: int(value, 0) for name, value in re.findall(
+            r"^\s*(MSG_\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,", bits.read_text(), flags=re.M)})
+    return found
+
+
+def syscall_names() -> set[str]:
+    """The kernel's system call names on x86-64 (`__NR_pselect6` -> pselect6), as strace prints them."""
+    path = NATIVE_ROOT / "x86_64-linux-gnu/asm/unistd_64.h"
+    if not path.exists():
+        return set()
+    return set(re.findall(r"#define __NR_(\w+)\s+\d+", path.read_text()))

@@ -27,7 +27,7 @@ def test_tables(fixture_db):
                   "signals", "signal_numbers", "states", "transitions", "flags",
                   "flag_combinations", "meta", "search", "search_fts"):
         assert table in tables
-    assert conn.execute("select count(*) from entries").fetchone()[0] == 7
+    assert conn.execute("select count(*) from entries").fetchone()[0] == 11
     assert conn.execute("select dst from links where src = 'errno:ECONNRESET'").fetchall() == [("flag:RST",)]
     assert conn.execute("select to_state from transitions where from_state = 'state:ESTABLISHED'"
                         ).fetchall() == [("state:CLOSE",)]
@@ -76,7 +76,7 @@ def test_broken_note_fails_and_leaves_database_untouched(base_kb, fixture_db):
     shutil.copytree(FIXTURES / "lint" / "KB010", base_kb, dirs_exist_ok=True)
     with pytest.raises(BuildError) as e:
         build(base_kb, fixture_db)
-    assert [p.code for p in e.value.problems] == ["KB010"]
+    assert {p.code for p in e.value.problems} == {"KB010"}  # one per broken reference
     assert fixture_db.read_bytes() == before
     assert list(fixture_db.parent.glob(".tcpkb-*")) == []  # no temporary file left behind
 

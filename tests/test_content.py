@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from tcpkb import sources
-from tcpkb.build import errno_numbers, signal_numbers
+from tcpkb.build import abi_numbers, errno_numbers
 from tcpkb.notes import load
 
 from .conftest import KB
@@ -25,6 +25,14 @@ ERRNOS = BY_KIND.get("errno", {})
 SIGNALS = BY_KIND.get("signal", {})
 STATES = BY_KIND.get("state", {})
 FLAGS = BY_KIND.get("flag", {})
+SYSCTLS = BY_KIND.get("sysctl", {})
+SOCKOPTS = BY_KIND.get("sockopt", {})
+CALLS = BY_KIND.get("call", {})
+# errno name -> the calls whose `errors` list it: the one source of that relation
+CALLS_OF: dict[str, set[str]] = {}
+for _name, _meta in CALLS.items():
+    for _e in _meta.get("errors") or []:
+        CALLS_OF.setdefault(_e["errno"], set()).add(_name)
 USER_ERRNOS = {k: v for k, v in ERRNOS.items() if not v.get("internal")}
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -106,6 +114,9 @@ def test_internal_codes():
     assert not any(v["number"] >= 512 for v in USER_ERRNOS.values())
 
 
+NOT_FROM_A_TCP_CALL = {"ENETDOWN", "EPROTOTYPE", "EDESTADDRREQ", "ESHUTDOWN", "ENETRESET"}
+
+
 def test_socket_errnos_are_full():
     required = """EPIPE ECONNRESET EAGAIN ECONNREFUSED ETIMEDOUT EADDRINUSE EADDRNOTAVAIL EINPROGRESS
     EALREADY EISCONN ENOTCONN ECONNABORTED ENETUNREACH EHOSTUNREACH ENETDOWN EHOSTDOWN EMFILE ENFILE
@@ -114,7 +125,9 @@ def test_socket_errnos_are_full():
     for name in required:
         meta = ERRNOS[name]
         assert meta.get("socket") is True, name
-        assert meta.get("calls") and meta.get("seen_as"), name
+        assert meta.get("seen_as"), name
+        # these reach a program through other socket types or SO_ERROR; no call returns them on TCP
+        assert bool(CALLS_OF.get(name)) != (name in NOT_FROM_A_TCP_CALL), name
 
 
 def test_signals_match_python_and_glibc():
@@ -148,7 +161,7 @@ def test_signals_on_other_abis(abi):
             continue  # the kernel's 32, which glibc moves to 34
         if name == "SIGRTMAX" and name not in header:
             continue  # alpha's and parisc's uapi headers leave _NSIG to the kernel proper
-        assert signal_numbers(meta)[abi] == header.get(name), f"{name} on {abi}"
+        assert abi_numbers(meta)[abi] == header.get(name), f"{name} on {abi}"
 
 
 def test_states_match_the_kernel_headers():
@@ -201,3 +214,32 @@ def test_flags_match_the_uapi_header():
         if name in bits:
             assert meta["bit"] == bits[name], name
     assert FLAGS["AE"]["bit"] == 0x100  # the bit after CWR, above the eight classic flags
+
+
+def test_every_tcp_sysctl_on_this_kernel_has_an_entry():
+    here = {f"net.ipv4.{f}" for f in os.listdir("/proc/sys/net/ipv4") if f.startswith("tcp_")}
+    assert here <= set(SYSCTLS), sorted(here - set(SYSCTLS))
+    present = {n for n, m in SYSCTLS.items() if not m.get("removed_in")}
+    missing = [n for n in present if not os.path.exists("/proc/sys/" + n.replace(".", "/"))]
+    assert missing == [], "notes for knobs this kernel lacks must say removed_in"
+
+
+def test_the_traps_people_fall_into_are_stated_right():
+    assert SYSCTLS["net.ipv4.tcp_fin_timeout"]["default"] == "60"
+    assert SYSCTLS["net.ipv4.tcp_tw_reuse"]["default"] == "2"
+    assert SYSCTLS["net.ipv4.tcp_tw_reuse"]["type"] == "mode"
+    assert SYSCTLS["net.core.somaxconn"]["default"] == "4096"
+    assert SYSCTLS["net.ipv4.tcp_tw_recycle"]["removed_in"] == "4.12"
+
+
+def test_sockopt_numbers_match_the_headers():
+    generic = sources.socket_options()
+    assert generic, "no /usr/include/asm-generic/socket.h (install linux-libc-dev)"
+    for name, meta in SOCKOPTS.items():
+        assert generic.get(name, getattr(socket, name, None)) == meta["number"], name
+        if meta["level"] != "SOL_SOCKET":
+            continue
+        for abi in sources.CROSS_ROOTS:
+            table = sources.socket_options(abi) if sources.CROSS_ROOTS[abi].exists() else {}
+            if name in table:
+                assert abi_numbers(meta)[abi] == table[name], f"{name} on {abi}"

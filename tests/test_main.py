@@ -19,6 +19,8 @@ SAME = [
     ["errno", "104", "--os", "plan9"], ["signal", "141", "--json"], ["signal", "10", "--arch", "mips"],
     ["state", "time-wait", "-b"], ["state", "0A", "--json"], ["flag", "S."], ["flag", "RST", "--json"],
     ["show", "errno:EPIPE"], ["show", "widget:X"], ["state", "WAITING", "--json"],
+    ["sysctl", "tcp_fin_timeout"], ["sysctl", "net.ipv4.tcp_tw_reuse", "--json"], ["sysctl", "nope"],
+    ["sockopt", "SO_LINGER", "-b"], ["call", "sendmsg", "--json"], ["call", "frobnicate"],
 ]
 
 
@@ -36,7 +38,7 @@ def test_fast_path_prints_what_typer_prints(argv, kb_db, monkeypatch, capsys):
 @pytest.mark.parametrize("argv", [
     [], ["--help"], ["errno"], ["errno", "--help"], ["errno", "104", "--bogus"], ["errno", "1", "2"],
     ["errno", "104", "--os=darwin"], ["errno", "104", "--os"], ["state", "-5"], ["list", "errno"],
-    ["search", "reset"], ["lint"], ["errno", "--", "-104"],
+    ["search", "reset"], ["lint"], ["errno", "--", "-104"], ["sysctl", "--diff"], ["sysctl"],
 ])
 def test_everything_else_goes_to_typer(argv):
     assert plain_lookup(argv) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,12 @@ needs_root = pytest.mark.skipif(not ROOTED, reason="live scenarios need root (CI
 REPRODUCED_ERRNOS = """ECONNREFUSED ECONNRESET EPIPE EAGAIN EINPROGRESS EALREADY EISCONN ENOTCONN
     EADDRINUSE EADDRNOTAVAIL ETIMEDOUT ENETUNREACH EHOSTUNREACH ECONNABORTED EMFILE EINTR EBADF
     ENOTSOCK EINVAL EOPNOTSUPP EAFNOSUPPORT EPROTONOSUPPORT EDESTADDRREQ EMSGSIZE""".split()
+# ... and what issue 4 asks to see reproduced: the knobs and options with a visible effect.
+REPRODUCED_KNOBS = ["sysctl:net.ipv4." + k for k in """tcp_fin_timeout tcp_max_tw_buckets tcp_tw_reuse
+    tcp_syn_retries tcp_keepalive_time tcp_keepalive_intvl tcp_keepalive_probes tcp_abort_on_overflow
+    tcp_syncookies ip_local_port_range tcp_ecn""".split()] + ["sysctl:net.core.somaxconn"] + [
+    "sockopt:" + o for o in """SO_LINGER SO_REUSEADDR SO_REUSEPORT SO_KEEPALIVE TCP_KEEPIDLE TCP_KEEPINTVL
+    TCP_KEEPCNT TCP_USER_TIMEOUT SO_ERROR MSG_NOSIGNAL SO_RCVTIMEO TCP_NODELAY""".split()]
 
 
 def _env(tmp: Path) -> dict:
@@ -63,11 +70,12 @@ def test_every_scenario_passes_live(live):
 
 
 @needs_root
-def test_states_flags_and_socket_errnos_are_reproduced(live):
+def test_states_flags_socket_errnos_knobs_and_options_are_reproduced(live):
     levels = results.entry_levels(results.read(live["report"]["file"])["results"])
     conn = lookup.connect(live["env"]["TCPKB_DB"])
     states_flags = [r[0] for r in conn.execute("select id from entries where kind in ('state', 'flag')")]
     required = states_flags + [f"errno:{n}" for n in REPRODUCED_ERRNOS] + ["signal:SIGPIPE"]
+    required += REPRODUCED_KNOBS
     required += [r[0] for r in conn.execute("select id from entries where kind = 'claim'")]
     assert [e for e in required if levels.get(e) != "reproduced"] == []
 
@@ -335,3 +343,32 @@ def test_a_removed_scenario_leaves_this_machines_results(tmp_path, monkeypatch):
     results.write([_fake("old", "6.1.0"), _fake("kept", "6.1.0")], "6.1.0", "x86_64")
     results.write([_fake("kept", "6.1.0")], "6.1.0", "x86_64", known={"kept"})
     assert [r["scenario"] for r in results.load_all()] == ["kept"]
+
+
+def call_of(step: dict) -> str | None:
+    """'client = socket(AF_INET, SOCK_STREAM)' -> socket; 'recv() until end of stream' -> recv."""
+    text = step.get("call") or ""
+    m = re.match(r"(?:\w+ = )?(\w+)\(", text)
+    return m.group(1) if m else None
+
+
+@needs_root
+def test_every_errno_a_call_returned_live_is_listed_by_that_call(live):
+    """One source, both directions: a call's `errors` hold every errno the scenarios saw it return."""
+    conn = lookup.connect(live["env"]["TCPKB_DB"])
+    names = dict(conn.execute("select name, entry_id from call_names").fetchall())
+    listed = {(r[0], r[1]) for r in conn.execute("select call_id, errno_id from call_errors")}
+    seen = set()
+    for (trace,) in conn.execute("select trace from runs where trace is not null"):
+        for step in json.loads(trace).get("steps", []):
+            call = call_of(step)
+            tcp = step.get("socket") == "tcp" or (call == "socket" and "SOCK_STREAM" in step["call"])
+            # getsockopt(SO_ERROR) hands over a pending error as the option's value, not its own errno
+            so_error = step.get("call", "").startswith("getsockopt(SO_ERROR")
+            if step.get("errno") and tcp and call in names and not so_error:
+                seen.add((names[call], f"errno:{step['errno']}"))
+    assert len(seen) >= 30, seen  # the scenarios drive every call people meet
+    assert sorted(seen - listed) == []
+    # ... and each errno entry names the calls that list it
+    for call_id, errno_id in seen:
+        assert call_id.split(":")[1] in lookup.entry(conn, errno_id)["calls"]

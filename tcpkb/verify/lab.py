@@ -221,6 +221,19 @@ class TracedSocket:
         return bool(select.select([self.sock], [], [], timeout)[0])
 
 
+def _kind_of(sock: socket.socket) -> str:
+    """'tcp', 'udp', 'unix' or 'other': what kind of socket a step acted on."""
+    try:
+        family, type_ = sock.family, sock.type
+    except OSError:
+        return "other"
+    if family == socket.AF_UNIX:
+        return "unix"
+    if family in (socket.AF_INET, socket.AF_INET6):
+        return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(type_, "other")
+    return "other"
+
+
 def _addr(address) -> str:
     if isinstance(address, tuple):
         host, port = address[:2]
@@ -346,6 +359,8 @@ class Lab:
         except OSError as e:
             result = Result(text, error=e)
         step = {"actor": sock.name if sock else "lab", "call": text}
+        if sock is not None:  # lets tests tell a TCP socket's errno from a UDP or Unix one's
+            step["socket"] = _kind_of(sock.sock)
         if result.ok:
             step["result"] = _shown(result._value)
         else:

@@ -41,8 +41,12 @@ def die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
 
 
-def enter_new_netns() -> str:
-    """Move this process into a new network namespace with lo up. Returns how."""
+def enter_new_netns(own_hash_table: bool = True) -> str:
+    """Move this process into a new network namespace with lo up. Returns how.
+
+    own_hash_table=False leaves the namespace exactly as the kernel makes it, for reading the
+    defaults it computes from the hash table (tcp_max_tw_buckets, tcp_max_syn_backlog).
+    """
     global _inside
     uid, gid = os.geteuid(), os.getegid()
     if _libc.unshare(CLONE_NEWNET) != 0:
@@ -66,6 +70,9 @@ def enter_new_netns() -> str:
     # The namespace shares the host's large established-hash table, which
     # /proc/net/tcp walks in full (milliseconds per read). A namespace made from
     # inside this one gets a small table of its own.
+    if not own_hash_table:
+        link_up("lo")
+        return how
     try:
         _write("/proc/sys/net/ipv4/tcp_child_ehash_entries", "256")
         if _libc.unshare(CLONE_NEWNET) == 0:
@@ -125,3 +132,51 @@ def set_sysctl(name: str, value) -> None:
     if not _inside:
         raise RuntimeError(f"refusing to set {name} outside a scenario's own namespace")
     _write(sysctl_path(name), str(value))
+
+
+def in_new_namespace(fn, timeout: float = 10.0, own_hash_table: bool = True):
+    """Run fn() in a forked child inside a fresh network namespace; return what it returns (JSON-able).
+
+    For checks that read the host and a namespace side by side. Raises
+    IsolationError when no namespace can be made or the child fails.
+    """
+    import json
+    import select
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(read_end)
+            die_with_parent()
+            enter_new_netns(own_hash_table)
+            os.write(write_end, json.dumps(fn()).encode())
+            status = 0
+        except BaseException as e:  # the parent reports it; a child must never return
+            os.write(write_end, json.dumps({"__error__": f"{type(e).__name__}: {e}"}).encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    try:
+        while select.select([read_end], [], [], timeout)[0]:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    try:
+        result = json.loads(b"".join(chunks))
+    except ValueError:
+        raise IsolationError("the namespace child returned nothing in time") from None
+    if isinstance(result, dict) and "__error__" in result:
+        raise IsolationError(result["__error__"])
+    return result

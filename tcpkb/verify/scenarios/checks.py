@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import re
 import signal as signal_mod
 import socket
 
@@ -152,4 +153,176 @@ def flag_bits_match_headers(lab, db: str) -> list[dict]:
     for e in _entries(db, "flag"):
         observed = {"bit": bits[e["name"]]} if e["name"] in bits else {}
         out.append(_verdict(e["id"], {"bit": e["bit"]}, observed, [] if observed else ["bit"]))
+    return out
+
+
+# -- knobs, options, calls ----------------------------------------------------------
+
+def _probe_namespace(names: list[str], ranges: dict[str, tuple[int, int]]) -> dict:
+    """In a fresh namespace: which knobs exist, their mode and value, and what writes succeed."""
+    from ..netns import sysctl_path
+
+    out = {}
+    for name in names:
+        path = sysctl_path(name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            value = " ".join(f.read().split())
+        out[name] = {"value": value, "writable": bool(os.stat(path).st_mode & 0o222), "writes": {}}
+    for name, (low, high) in ranges.items():  # after every read: writes can move other knobs
+        if name not in out or not out[name]["writable"]:
+            continue
+        path = sysctl_path(name)
+        for value in (low - 1, low, high, high + 1):
+            try:
+                with open(path, "w") as f:
+                    f.write(str(value))
+                out[name]["writes"][str(value)] = True
+            except OSError:
+                out[name]["writes"][str(value)] = False
+        with open(path, "w") as f:
+            f.write(out[name]["value"])
+    return out
+
+
+def _range(text: str | None) -> tuple[int, int] | None:
+    if text and (m := re.fullmatch(r"(-?\d+)\.\.(-?\d+)", text)):
+        return int(m.group(1)), int(m.group(2))
+    return None
+
+
+@check(kind="sysctl", claim="Each sysctl entry's knob exists on this kernel unless the note says it was "
+             "removed; it is per network namespace exactly when the note says so; a fresh namespace "
+             "(or the host, for a machine-wide knob) shows the note's default; and writes inside a "
+             "namespace accept the note's range and refuse one past either end.")
+def sysctl_defaults_and_ranges_match_a_fresh_namespace(lab, db: str) -> list[dict]:
+    from ..netns import IsolationError, in_new_namespace, read_sysctl, sysctl_path
+
+    entries = _entries(db, "sysctl")
+    names = [e["name"] for e in entries]
+    # a vector's range holds for each of its numbers: one number alone is not a valid write
+    ranges = {e["name"]: r for e in entries
+              if (r := _range(e["range"])) and e["per_netns"] and e["type"] != "vector"}
+    try:
+        fresh = in_new_namespace(lambda: _probe_namespace(names, ranges))
+    except IsolationError:
+        fresh = None
+    out = []
+    for e in entries:
+        name, path = e["name"], sysctl_path(e["name"])
+        on_host = os.path.exists(path)
+        expected, observed, unchecked = {"exists": not e["removed_in"]}, {"exists": on_host}, []
+        if not on_host:
+            out.append(_verdict(e["id"], expected, observed, unchecked))
+            continue
+        writable_here = bool(os.stat(path).st_mode & 0o222)
+        if fresh is None:
+            unchecked += ["per_netns", "default", "range"]
+            out.append(_verdict(e["id"], expected, observed, unchecked))
+            continue
+        child = fresh.get(name)
+        # A machine-wide knob is absent from a child namespace, or shown there read-only;
+        # a file read-only everywhere says nothing about its scope.
+        if writable_here:
+            expected["per_netns"] = e["per_netns"]
+            observed["per_netns"] = child is not None and child["writable"]
+        else:
+            unchecked.append("per_netns (read-only)")
+        if e["default"] is not None:
+            expected["default"] = e["default"]
+            if e["per_netns"] and child is not None:
+                observed["default"] = child["value"]
+            else:  # the host's value: the default only if nobody changed it, so say which was read
+                observed["default"] = read_sysctl(name)
+                unchecked.append("default read on the host")
+        if name in ranges and child is not None and child["writes"]:
+            r = ranges[name]
+            low, high = r
+            w = child["writes"]
+            expected["range"] = e["range"]
+            observed["range"] = e["range"] if (w[str(low)] and w[str(high)] and not w[str(low - 1)]
+                                               and not w[str(high + 1)]) else \
+                ", ".join(f"{v} {'accepted' if ok else 'refused'}" for v, ok in w.items())
+        elif e["range"]:
+            unchecked.append("range")
+        out.append(_verdict(e["id"], expected, observed, unchecked))
+    return out
+
+
+_STRUCTS = {"SO_LINGER": "ii", "SO_RCVTIMEO": "ll", "SO_SNDTIMEO": "ll"}
+_STRINGS = {"TCP_CONGESTION", "SO_BINDTODEVICE"}
+_LEVELS = {"SOL_SOCKET": socket.SOL_SOCKET, "IPPROTO_TCP": socket.IPPROTO_TCP,
+           "IPPROTO_IP": socket.IPPROTO_IP, "IPPROTO_IPV6": socket.IPPROTO_IPV6}
+
+
+def _getsockopt_default(name: str, level: str, number: int) -> str | None:
+    """What getsockopt gives on a fresh TCP socket, written as the notes write defaults."""
+    import struct
+
+    family = socket.AF_INET6 if level == "IPPROTO_IPV6" else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        if name in _STRUCTS:
+            fmt = _STRUCTS[name]
+            return "{" + ", ".join(map(str, struct.unpack(fmt, s.getsockopt(
+                _LEVELS[level], number, struct.calcsize(fmt))))) + "}"
+        if name in _STRINGS:
+            return s.getsockopt(_LEVELS[level], number, 64).split(b"\0")[0].decode()
+        return str(s.getsockopt(_LEVELS[level], number))
+
+
+@check(kind="sockopt", claim="Each socket option's and flag's number is the one the kernel and glibc "
+             "headers define, on x86-64 and on the other Linux ABIs, and getsockopt on a fresh TCP "
+             "socket returns the note's default.")
+def sockopt_numbers_and_defaults_match_headers_and_a_fresh_socket(lab, db: str) -> list[dict]:
+    generic = _optional(sources.socket_options) or {}
+    abis = {abi: _optional(sources.socket_options, abi) for abi in sources.CROSS_ROOTS}
+    out = []
+    for e in _entries(db, "sockopt"):
+        name = e["name"]
+        expected, observed, unchecked = {"number": e["number"]}, {}, []
+        if name in generic:
+            observed["number"] = generic[name]
+        elif hasattr(socket, name):  # no header here: Python's socket module has the libc value
+            observed["number"] = getattr(socket, name)
+        else:
+            unchecked.append("number")
+        if e["level"] == "SOL_SOCKET":
+            for abi, table in abis.items():
+                if table is None:
+                    unchecked.append(f"numbers.{abi}")
+                elif name in table:
+                    expected[f"numbers.{abi}"], observed[f"numbers.{abi}"] = e["numbers"][abi], table[name]
+        if e["default"] is not None and e["level"] != "flags":
+            expected["default"] = e["default"]
+            try:
+                observed["default"] = _getsockopt_default(name, e["level"], e["number"])
+            except OSError as err:
+                observed["default"] = f"getsockopt failed: {errno_mod.errorcode.get(err.errno, err)}"
+        out.append(_verdict(e["id"], expected, observed, unchecked))
+    return out
+
+
+@check(kind="call", claim="Each system call entry, and every variant it covers, is a function the "
+             "running C library exports or a system call of the kernel's table (as strace names it), "
+             "with a manual page installed for the entry.")
+def calls_exist_in_libc_and_man_pages(lab, db: str) -> list[dict]:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    syscalls = sources.syscall_names()
+    out = []
+    for e in _entries(db, "call"):
+        names = [e["name"], *e["aliases"]]
+        expected = {"exist": names, "man": e["man"]}
+        observed = {"exist": [n for n in names if hasattr(libc, n) or n in syscalls]}
+        page, _, section = e["man"].rstrip(")").partition("(")
+        man_dir = f"/usr/share/man/man{section[:1]}"
+        unchecked = []
+        if os.path.isdir(man_dir):
+            found = any(os.path.exists(f"{man_dir}/{page}.{section}{ext}") for ext in ("", ".gz"))
+            observed["man"] = e["man"] if found else f"no {page}.{section} in {man_dir}"
+        else:
+            unchecked.append("man")
+        out.append(_verdict(e["id"], expected, observed, unchecked))
     return out
