@@ -51,7 +51,7 @@ def _closed_peer(lab):
     claim="close() with unread bytes in the receive queue sends RST (never a FIN) and counts "
           "TcpExtTCPAbortOnClose; the peer's recv() fails with ECONNRESET, while a close() after "
           "reading everything sends FIN.",
-    proves=["claim:close-with-unread-data-sends-rst", "flag:RST", "errno:ECONNRESET"],
+    proves=["claim:close-with-unread-data-sends-rst", "flag:RST", "errno:ECONNRESET", "call:close"],
     verdicts={"claim:close-with-unread-data-sends-rst": "confirmed"},
 )
 def close_with_unread_data_sends_rst_never_fin(lab):
@@ -78,7 +78,7 @@ def close_with_unread_data_sends_rst_never_fin(lab):
     claim="shutdown(SHUT_RD) puts nothing on the wire and discards nothing: queued bytes and bytes "
           "that arrive later are still ACKed and returned by recv(), but a recv() on an empty queue "
           "returns 0 at once instead of waiting.",
-    proves=["claim:shutdown-rd-is-a-no-op"],
+    proves=["claim:shutdown-rd-is-a-no-op", "call:shutdown", "call:recv", "call:poll"],
     verdicts={"claim:shutdown-rd-is-a-no-op": "depends"},
 )
 def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
@@ -121,7 +121,8 @@ def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
     claim="With net.ipv4.tcp_fin_timeout = 1 an orphaned FIN_WAIT2 connection (descriptor closed) "
           "is freed about 1 s after its FIN is acknowledged, while a FIN_WAIT2 socket whose "
           "descriptor is still open after shutdown(SHUT_WR) has no timer and outlives it.",
-    proves=["claim:fin-wait-2-has-no-timeout", "state:FIN_WAIT2"],
+    proves=["claim:fin-wait-2-has-no-timeout", "state:FIN_WAIT2", "sysctl:net.ipv4.tcp_fin_timeout",
+            "call:close", "call:shutdown"],
     verdicts={"claim:fin-wait-2-has-no-timeout": "depends"},
     timeout=6.0,
 )
@@ -160,7 +161,7 @@ def fin_wait2_times_out_only_when_orphaned(lab):
           "loopback that RST arrives within the first call, so the second send() with MSG_NOSIGNAL "
           "fails with EPIPE (not ECONNRESET), as does every send after it.",
     proves=["claim:second-write-after-peer-close-gets-epipe", "errno:EPIPE", "flag:RST",
-            "state:CLOSE_WAIT"],
+            "state:CLOSE_WAIT", "call:send", "sockopt:MSG_NOSIGNAL"],
     verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
 )
 def second_write_after_peer_close_fails_with_epipe(lab):
@@ -176,7 +177,7 @@ def second_write_after_peer_close_fails_with_epipe(lab):
 @scenario(
     claim="After the peer close()s, the first write succeeds and the second one, made with SIGPIPE "
           "at its default action, kills the process with SIGPIPE (signal 13).",
-    proves=["claim:second-write-after-peer-close-gets-epipe", "signal:SIGPIPE"],
+    proves=["claim:second-write-after-peer-close-gets-epipe", "signal:SIGPIPE", "call:send"],
     verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
 )
 def second_write_after_peer_close_raises_sigpipe(lab):
@@ -196,7 +197,8 @@ def second_write_after_peer_close_raises_sigpipe(lab):
 @scenario(
     claim="When the peer only calls shutdown(SHUT_WR), its FIN looks the same, but every later "
           "send() succeeds and is delivered: no RST comes back, so there is no EPIPE.",
-    proves=["claim:second-write-after-peer-close-gets-epipe", "state:CLOSE_WAIT", "state:FIN_WAIT2"],
+    proves=["claim:second-write-after-peer-close-gets-epipe", "state:CLOSE_WAIT", "state:FIN_WAIT2",
+            "call:shutdown", "call:send"],
     verdicts={"claim:second-write-after-peer-close-gets-epipe": "depends"},
 )
 def writes_after_peer_shutdown_wr_keep_succeeding(lab):
@@ -220,7 +222,8 @@ def writes_after_peer_shutdown_wr_keep_succeeding(lab):
     claim="close() with SO_LINGER {1, 0} sends RST instead of FIN and frees the connection at once "
           "(no TIME_WAIT row, TcpExtTCPAbortOnData counts it), while a plain close() by the first "
           "closer leaves TIME_WAIT.",
-    proves=["claim:so-linger-zero-skips-time-wait", "flag:RST", "errno:ECONNRESET", "state:TIME_WAIT"],
+    proves=["claim:so-linger-zero-skips-time-wait", "flag:RST", "errno:ECONNRESET", "state:TIME_WAIT",
+            "sockopt:SO_LINGER", "call:close"],
     verdicts={"claim:so-linger-zero-skips-time-wait": "confirmed"},
 )
 def linger_zero_close_leaves_no_time_wait(lab):
@@ -245,7 +248,8 @@ def linger_zero_close_leaves_no_time_wait(lab):
     claim="With the socket dup()ed, close() of one descriptor sends nothing and leaves the "
           "connection ESTABLISHED; the FIN leaves only when the last descriptor is closed, while "
           "shutdown(SHUT_WR) sends it at once although another descriptor is still open.",
-    proves=["claim:shutdown-sends-fin-close-waits-for-last-reference", "flag:FIN", "state:FIN_WAIT2"],
+    proves=["claim:shutdown-sends-fin-close-waits-for-last-reference", "flag:FIN", "state:FIN_WAIT2",
+            "call:close", "call:shutdown"],
     verdicts={"claim:shutdown-sends-fin-close-waits-for-last-reference": "confirmed"},
 )
 def closing_one_dup_sends_no_fin_but_shutdown_does(lab):
@@ -282,7 +286,8 @@ def _rebind(lab, name: str, port: int, reuseaddr: bool):
     claim="A new listener with SO_REUSEADDR can bind a port held by a TIME_WAIT connection only if "
           "the old listener had SO_REUSEADDR too (the accepted connection inherits the flag); "
           "otherwise bind() fails with EADDRINUSE, and without the flag on the new socket it always does.",
-    proves=["claim:so-reuseaddr-rebinds-time-wait-port", "errno:EADDRINUSE", "state:TIME_WAIT"],
+    proves=["claim:so-reuseaddr-rebinds-time-wait-port", "errno:EADDRINUSE", "state:TIME_WAIT",
+            "sockopt:SO_REUSEADDR", "call:bind"],
     verdicts={"claim:so-reuseaddr-rebinds-time-wait-port": "depends"},
 )
 def reuseaddr_rebind_over_time_wait_depends_on_old_socket(lab):
@@ -346,7 +351,7 @@ def fin_ack_in_fin_wait1_goes_straight_to_time_wait(lab):
 @scenario(
     claim="TIME_WAIT's timer starts at 60 s (TCP_TIMEWAIT_LEN) even with net.ipv4.tcp_fin_timeout "
           "set to 1: its length is a constant, not 2 x MSL and not a sysctl.",
-    proves=["claim:time-wait-lasts-2msl", "state:TIME_WAIT"],
+    proves=["claim:time-wait-lasts-2msl", "state:TIME_WAIT", "sysctl:net.ipv4.tcp_fin_timeout"],
     verdicts={"claim:time-wait-lasts-2msl": "refuted"},
 )
 def time_wait_timer_is_60_s_whatever_fin_timeout(lab):
@@ -372,7 +377,8 @@ def time_wait_timer_is_60_s_whatever_fin_timeout(lab):
 @scenario(
     claim="A fresh network namespace has no net.ipv4.tcp_tw_recycle (opening it fails with ENOENT; "
           "it was removed in Linux 4.12), while net.ipv4.tcp_tw_reuse exists with its default 2.",
-    proves=["claim:tcp-tw-recycle-fixes-time-wait"],
+    proves=["claim:tcp-tw-recycle-fixes-time-wait", "sysctl:net.ipv4.tcp_tw_recycle",
+            "sysctl:net.ipv4.tcp_tw_reuse"],
     verdicts={"claim:tcp-tw-recycle-fixes-time-wait": "refuted"},
 )
 def tcp_tw_recycle_sysctl_no_longer_exists(lab):
@@ -395,7 +401,8 @@ def tcp_tw_recycle_sysctl_no_longer_exists(lab):
     claim="Once a recv() has reported ECONNRESET, the next send() fails with EPIPE (and recv() "
           "returns 0); if a send() is the first call after the RST, that send() gets ECONNRESET and "
           "the one after it EPIPE.",
-    proves=["claim:write-after-econnreset-gives-epipe", "errno:ECONNRESET", "errno:EPIPE"],
+    proves=["claim:write-after-econnreset-gives-epipe", "errno:ECONNRESET", "errno:EPIPE", "call:send",
+            "call:recv"],
     verdicts={"claim:write-after-econnreset-gives-epipe": "confirmed"},
 )
 def send_after_reported_econnreset_gets_epipe(lab):
@@ -419,7 +426,7 @@ def send_after_reported_econnreset_gets_epipe(lab):
     claim="With SIGPIPE ignored, a write() on a connection the peer has reset returns -1 with errno "
           "EPIPE (32); SIGPIPE is signal 13 and is never an errno value, and with SIGPIPE at its "
           "default the same write kills the process instead.",
-    proves=["claim:errno-is-sigpipe-when-sigpipe-ignored", "errno:EPIPE", "signal:SIGPIPE"],
+    proves=["claim:errno-is-sigpipe-when-sigpipe-ignored", "errno:EPIPE", "signal:SIGPIPE", "call:write"],
     verdicts={"claim:errno-is-sigpipe-when-sigpipe-ignored": "refuted"},
 )
 def ignored_sigpipe_leaves_errno_epipe_not_sigpipe(lab):

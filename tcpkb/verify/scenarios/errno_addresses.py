@@ -25,7 +25,7 @@ def _client_side_time_waits(lab, count: int, listener) -> list[int]:
 
 @scenario(
     claim="bind() to the address and port a listening socket holds fails with EADDRINUSE.",
-    proves=["errno:EADDRINUSE"],
+    proves=["errno:EADDRINUSE", "call:bind"],
 )
 def bind_to_listening_port_eaddrinuse(lab):
     listener = lab.listener()
@@ -37,7 +37,7 @@ def bind_to_listening_port_eaddrinuse(lab):
     claim="When the server closed first and its port is held only by a TIME_WAIT connection, a new "
           "listener's bind() to that port fails with EADDRINUSE without SO_REUSEADDR and succeeds "
           "with it (the old listener had SO_REUSEADDR too).",
-    proves=["errno:EADDRINUSE"],
+    proves=["errno:EADDRINUSE", "sockopt:SO_REUSEADDR", "call:bind"],
 )
 def reuseaddr_binds_over_time_wait(lab):
     address = lab.port_in_time_wait(reuseaddr=True)
@@ -54,7 +54,7 @@ def reuseaddr_binds_over_time_wait(lab):
     claim="SO_REUSEADDR on the new socket alone does not get past a TIME_WAIT connection: if the "
           "listener that accepted it lacked SO_REUSEADDR, bind() to the port still fails with "
           "EADDRINUSE.",
-    proves=["errno:EADDRINUSE"],
+    proves=["errno:EADDRINUSE", "sockopt:SO_REUSEADDR", "call:bind"],
 )
 def reuseaddr_over_time_wait_needs_it_on_old_socket(lab):
     address = lab.port_in_time_wait(reuseaddr=False)
@@ -65,7 +65,7 @@ def reuseaddr_over_time_wait_needs_it_on_old_socket(lab):
 @scenario(
     claim="SO_REUSEADDR does not let a second socket bind to the port of an active listener "
           "(EADDRINUSE, even with the option on both); SO_REUSEPORT on both does.",
-    proves=["errno:EADDRINUSE"],
+    proves=["errno:EADDRINUSE", "sockopt:SO_REUSEADDR", "sockopt:SO_REUSEPORT", "call:bind"],
 )
 def reuseaddr_does_not_allow_two_listeners(lab):
     lab.listener("first", SERVER, reuseaddr=True)
@@ -82,7 +82,8 @@ def reuseaddr_does_not_allow_two_listeners(lab):
     claim="With ip_local_port_range shrunk to two ports and tcp_tw_reuse=0, once both ports hold a "
           "client-side TIME_WAIT to the same server, the next connect() to it fails with "
           "EADDRNOTAVAIL.",
-    proves=["errno:EADDRNOTAVAIL"],
+    proves=["errno:EADDRNOTAVAIL", "sysctl:net.ipv4.ip_local_port_range",
+            "sysctl:net.ipv4.tcp_tw_reuse", "state:TIME_WAIT", "call:connect"],
 )
 def connect_with_ports_in_time_wait_eaddrnotavail(lab):
     lab.sysctl("net.ipv4.ip_local_port_range", f"{RANGE[0]} {RANGE[1]}")
@@ -99,7 +100,8 @@ def connect_with_ports_in_time_wait_eaddrnotavail(lab):
           "TIME_WAIT port, but only once the TIME_WAIT is older than tcp_tw_reuse_delay: with the "
           "delay at 200 ms and both ports of the range in TIME_WAIT, connect() fails with "
           "EADDRNOTAVAIL at first and succeeds on a port of the range after about 0.2 s.",
-    proves=["errno:EADDRNOTAVAIL"],
+    proves=["errno:EADDRNOTAVAIL", "sysctl:net.ipv4.tcp_tw_reuse", "sysctl:net.ipv4.tcp_tw_reuse_delay",
+            "sysctl:net.ipv4.ip_local_port_range", "state:TIME_WAIT", "call:connect"],
 )
 def tw_reuse_takes_time_wait_port_after_delay(lab):
     lab.sysctl("net.ipv4.ip_local_port_range", f"{RANGE[0]} {RANGE[1]}")
@@ -132,7 +134,7 @@ def tw_reuse_takes_time_wait_port_after_delay(lab):
 @scenario(
     claim="bind() to an IPv4 address that is on no interface of the namespace (10.77.0.1) fails "
           "with EADDRNOTAVAIL.",
-    proves=["errno:EADDRNOTAVAIL"],
+    proves=["errno:EADDRNOTAVAIL", "call:bind"],
 )
 def bind_to_foreign_address_eaddrnotavail(lab):
     s = lab.socket("sock")

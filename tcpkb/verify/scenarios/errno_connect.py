@@ -13,7 +13,7 @@ CLOSED_PORT = 9  # nothing listens on it in the scenario's fresh namespace
 @scenario(
     claim="connect() to a loopback port where nothing listens fails with ECONNREFUSED: the SYN is "
           "answered with RST+ACK.",
-    proves=["errno:ECONNREFUSED", "flag:RST"],
+    proves=["errno:ECONNREFUSED", "flag:RST", "call:connect"],
 )
 def connect_to_closed_port_refused(lab):
     client = lab.socket("client")
@@ -27,7 +27,7 @@ def connect_to_closed_port_refused(lab):
     claim="A non-blocking connect() whose SYN is dropped (the listener's accept queue is full) "
           "returns EINPROGRESS and leaves the socket in SYN_SENT; a second connect() while it is "
           "still in progress returns EALREADY.",
-    proves=["errno:EINPROGRESS", "errno:EALREADY"],
+    proves=["errno:EINPROGRESS", "errno:EALREADY", "call:connect"],
 )
 def nonblocking_connect_in_progress_then_ealready(lab):
     listener = lab.listener(backlog=0)
@@ -47,7 +47,7 @@ def nonblocking_connect_in_progress_then_ealready(lab):
 @scenario(
     claim="Once a non-blocking connect() has completed, the next connect() returns 0 (it reports the "
           "completion) and any connect() after that fails with EISCONN.",
-    proves=["errno:EISCONN"],
+    proves=["errno:EISCONN", "call:connect"],
 )
 def connect_again_after_completion_eisconn(lab):
     listener = lab.listener()
@@ -64,7 +64,7 @@ def connect_again_after_completion_eisconn(lab):
 @scenario(
     claim="On a TCP socket that was never connected, recv(), getpeername() and shutdown() all fail "
           "with ENOTCONN.",
-    proves=["errno:ENOTCONN"],
+    proves=["errno:ENOTCONN", "call:recv", "call:getpeername", "call:shutdown"],
 )
 def unconnected_socket_enotconn(lab):
     s = lab.socket("sock")
@@ -76,7 +76,7 @@ def unconnected_socket_enotconn(lab):
 @scenario(
     claim="send() on a TCP socket that was never connected fails with EPIPE, not ENOTCONN, while "
           "recv() on the same socket fails with ENOTCONN.",
-    proves=["errno:EPIPE", "errno:ENOTCONN"],
+    proves=["errno:EPIPE", "errno:ENOTCONN", "call:send", "call:recv"],
 )
 def send_on_unconnected_socket_epipe(lab):
     s = lab.socket("sock")

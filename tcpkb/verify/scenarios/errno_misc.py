@@ -74,7 +74,7 @@ def _sock_destroy(local: tuple, remote: tuple) -> None:
           "blocked in recv() sends an RST to the peer; the blocked recv() returns ECONNABORTED at once "
           "(about 0.05 s after it started, when the destroy ran), the peer's recv() gets ECONNRESET and "
           "a later send() on the destroyed socket gets EPIPE.",
-    proves=["errno:ECONNABORTED", "flag:RST"],
+    proves=["errno:ECONNABORTED", "flag:RST", "call:recv"],
 )
 def sock_destroy_aborts_blocked_recv(lab):
     _, client, server = lab.connected_pair()
@@ -107,7 +107,7 @@ def sock_destroy_aborts_blocked_recv(lab):
     claim="After a non-blocking connect() is refused and the error is read with getsockopt(SO_ERROR), "
           "calling connect() again on the same socket fails with ECONNABORTED; a third connect() "
           "starts a new attempt (EINPROGRESS).",
-    proves=["errno:ECONNABORTED"],
+    proves=["errno:ECONNABORTED", "sockopt:SO_ERROR", "call:connect"],
 )
 def connect_again_after_so_error_gets_econnaborted(lab):
     client = lab.socket("client")
@@ -129,7 +129,7 @@ def connect_again_after_so_error_gets_econnaborted(lab):
     claim="Linux does not report ECONNABORTED from accept() for a connection reset while it waited "
           "in the accept queue: accept() returns it (already in CLOSE) and the first recv() on it "
           "fails with ECONNRESET.",
-    proves=["errno:ECONNRESET", "state:CLOSE"],
+    proves=["errno:ECONNRESET", "state:CLOSE", "call:accept"],
 )
 def accept_returns_connection_reset_in_queue(lab):
     listener = lab.listener()
@@ -151,7 +151,7 @@ def accept_returns_connection_reset_in_queue(lab):
     claim="With RLIMIT_NOFILE lowered to the process's lowest free descriptor, socket() and accept() "
           "fail with EMFILE; the handshake already completed, so the client stays ESTABLISHED and the "
           "connection stays queued: once the limit is raised, accept() returns that same connection.",
-    proves=["errno:EMFILE", "state:ESTABLISHED"],
+    proves=["errno:EMFILE", "state:ESTABLISHED", "call:accept", "call:socket"],
 )
 def accept_at_fd_limit_gets_emfile_and_keeps_connection_queued(lab):
     listener = lab.listener()
@@ -182,7 +182,7 @@ def accept_at_fd_limit_gets_emfile_and_keeps_connection_queued(lab):
           "handler was installed by Python (no SA_RESTART) arrives 0.05 s later; Python's own "
           "socket.recv() in the same situation runs the handler and retries (PEP 475), returning "
           "the data sent afterwards.",
-    proves=["errno:EINTR"],
+    proves=["errno:EINTR", "call:recv"],
 )
 def signal_handler_interrupts_libc_recv_with_eintr(lab):
     _, client, server = lab.connected_pair()
@@ -225,7 +225,7 @@ def signal_handler_interrupts_libc_recv_with_eintr(lab):
 @scenario(
     claim="After a socket's descriptor is closed, send() and recv() on the same number through the C "
           "library fail with EBADF.",
-    proves=["errno:EBADF"],
+    proves=["errno:EBADF", "call:send", "call:recv"],
 )
 def send_on_closed_descriptor_gets_ebadf(lab):
     _, client, _ = lab.connected_pair()
@@ -239,7 +239,7 @@ def send_on_closed_descriptor_gets_ebadf(lab):
 @scenario(
     claim="send() and recv() on a pipe descriptor fail with ENOTSOCK, while write() on the same pipe "
           "succeeds.",
-    proves=["errno:ENOTSOCK"],
+    proves=["errno:ENOTSOCK", "call:send", "call:recv", "call:write"],
 )
 def send_on_pipe_gets_enotsock(lab):
     r, w = lab.call(None, "pipe()", os.pipe).value
@@ -256,7 +256,7 @@ def send_on_pipe_gets_enotsock(lab):
 @scenario(
     claim="recv() into an unmapped address (0x8) fails with EFAULT while 5 bytes are queued, and the "
           "bytes stay queued: the next recv() into a real buffer returns all 5.",
-    proves=["errno:EFAULT"],
+    proves=["errno:EFAULT", "call:recv"],
 )
 def recv_into_bad_pointer_gets_efault(lab):
     _, client, server = lab.connected_pair()

@@ -36,7 +36,7 @@ def _new_socket(lab, text: str, *args) -> None:
 
 @scenario(
     claim="accept() on a TCP socket that was never put into listen(), bound or not, fails with EINVAL.",
-    proves=["errno:EINVAL"],
+    proves=["errno:EINVAL", "call:accept"],
 )
 def accept_on_socket_not_listening_gets_einval(lab):
     sock = lab.socket("sock")
@@ -47,7 +47,7 @@ def accept_on_socket_not_listening_gets_einval(lab):
 
 @scenario(
     claim="listen() on an ESTABLISHED TCP socket fails with EINVAL and leaves the connection ESTABLISHED.",
-    proves=["errno:EINVAL", "state:ESTABLISHED"],
+    proves=["errno:EINVAL", "state:ESTABLISHED", "call:listen"],
 )
 def listen_on_connected_socket_gets_einval(lab):
     _, client, _ = lab.connected_pair()
@@ -58,7 +58,7 @@ def listen_on_connected_socket_gets_einval(lab):
 @scenario(
     claim="A UDP socket answers listen(), accept() and send() with MSG_OOB with EOPNOTSUPP (errno 95, "
           "which glibc also names ENOTSUP).",
-    proves=["errno:EOPNOTSUPP"],
+    proves=["errno:EOPNOTSUPP", "call:listen", "call:accept", "call:send"],
 )
 def udp_socket_refuses_listen_accept_and_oob_with_eopnotsupp(lab):
     udp = lab.socket("udp", socket.AF_INET, socket.SOCK_DGRAM)
@@ -73,7 +73,7 @@ def udp_socket_refuses_listen_accept_and_oob_with_eopnotsupp(lab):
 @scenario(
     claim="connect() of an AF_INET TCP socket to a sockaddr_in6 ([::1]:80, 28 bytes) fails with "
           "EAFNOSUPPORT and sends nothing.",
-    proves=["errno:EAFNOSUPPORT"],
+    proves=["errno:EAFNOSUPPORT", "call:connect"],
 )
 def connect_ipv4_socket_to_ipv6_address_gets_eafnosupport(lab):
     client = lab.socket("client")
@@ -90,7 +90,7 @@ def connect_ipv4_socket_to_ipv6_address_gets_eafnosupport(lab):
 @scenario(
     claim="socket() with a family this kernel does not have fails with EAFNOSUPPORT: AF_IPX (4, removed "
           "from Linux in 4.18) and a number past AF_MAX (200).",
-    proves=["errno:EAFNOSUPPORT"],
+    proves=["errno:EAFNOSUPPORT", "call:socket"],
 )
 def socket_with_missing_family_gets_eafnosupport(lab):
     lab.expect_errno(_new_socket(lab, "socket(AF_IPX, SOCK_DGRAM, 0)", 4, socket.SOCK_DGRAM), "EAFNOSUPPORT")
@@ -100,7 +100,7 @@ def socket_with_missing_family_gets_eafnosupport(lab):
 @scenario(
     claim="socket(AF_INET, SOCK_STREAM, IPPROTO_UDP) and socket(AF_INET, SOCK_DGRAM, IPPROTO_TCP) fail "
           "with EPROTONOSUPPORT: the type exists but has no such protocol.",
-    proves=["errno:EPROTONOSUPPORT"],
+    proves=["errno:EPROTONOSUPPORT", "call:socket"],
 )
 def socket_stream_with_udp_protocol_gets_eprotonosupport(lab):
     lab.expect_errno(_new_socket(lab, "socket(AF_INET, SOCK_STREAM, IPPROTO_UDP)", socket.AF_INET,
@@ -112,7 +112,7 @@ def socket_stream_with_udp_protocol_gets_eprotonosupport(lab):
 @scenario(
     claim="socket(AF_INET, SOCK_RDM, 0) fails with ESOCKTNOSUPPORT, as does SOCK_SEQPACKET on a kernel "
           "without SCTP: no IPv4 protocol is registered for the type.",
-    proves=["errno:ESOCKTNOSUPPORT"],
+    proves=["errno:ESOCKTNOSUPPORT", "call:socket"],
 )
 def socket_inet_rdm_gets_esocktnosupport(lab):
     lab.expect_errno(_new_socket(lab, "socket(AF_INET, SOCK_RDM, 0)", socket.AF_INET, socket.SOCK_RDM),
@@ -185,7 +185,7 @@ def unix_connect_to_missing_path_gets_enoent(lab):
 @scenario(
     claim="getsockopt() with an option number unknown at its level (999 at SOL_SOCKET and at "
           "IPPROTO_TCP), and IPV6_V6ONLY set on an AF_INET socket, fail with ENOPROTOOPT.",
-    proves=["errno:ENOPROTOOPT"],
+    proves=["errno:ENOPROTOOPT", "call:getsockopt", "call:setsockopt", "sockopt:IPV6_V6ONLY"],
 )
 def unknown_socket_option_gets_enoprotoopt(lab):
     sock = lab.socket("sock")
@@ -197,7 +197,7 @@ def unknown_socket_option_gets_enoprotoopt(lab):
 
 @scenario(
     claim="send() and write() on a bound UDP socket that was never connected fail with EDESTADDRREQ.",
-    proves=["errno:EDESTADDRREQ"],
+    proves=["errno:EDESTADDRREQ", "call:send", "call:write"],
 )
 def udp_send_without_destination_gets_edestaddrreq(lab):
     udp = lab.socket("udp", socket.AF_INET, socket.SOCK_DGRAM)
@@ -210,7 +210,7 @@ def udp_send_without_destination_gets_edestaddrreq(lab):
 @scenario(
     claim="An IPv4 UDP datagram of 65,508 payload bytes fails with EMSGSIZE; 65,507 bytes (65,535 minus "
           "20 for IP and 8 for UDP) is sent and received whole.",
-    proves=["errno:EMSGSIZE"],
+    proves=["errno:EMSGSIZE", "call:send"],
 )
 def udp_datagram_over_65507_bytes_gets_emsgsize(lab):
     receiver = lab.socket("receiver", socket.AF_INET, socket.SOCK_DGRAM)
@@ -227,7 +227,7 @@ def udp_datagram_over_65507_bytes_gets_emsgsize(lab):
     claim="Inside a namespace with only lo up, a UDP sendto() or connect() to the broadcast address "
           "127.255.255.255 without SO_BROADCAST fails with EACCES, and with SO_BROADCAST the datagram "
           "is delivered; 255.255.255.255 gets ENETUNREACH either way, as no route covers it.",
-    proves=["errno:EACCES", "errno:ENETUNREACH"],
+    proves=["errno:EACCES", "errno:ENETUNREACH", "call:send", "call:connect"],
 )
 def udp_broadcast_without_so_broadcast_gets_eacces(lab):
     receiver = lab.socket("receiver", socket.AF_INET, socket.SOCK_DGRAM)
@@ -273,7 +273,7 @@ def _nft_drop_port_9(lab) -> None:
 @scenario(
     claim="With an nftables output rule dropping UDP to port 9, sendto() and a connected send() to "
           "127.0.0.1:9 fail at once with EPERM and the receiver on port 9 gets nothing.",
-    proves=["errno:EPERM"],
+    proves=["errno:EPERM", "call:send"],
 )
 def nft_output_drop_makes_udp_send_fail_with_eperm(lab):
     receiver = lab.socket("receiver", socket.AF_INET, socket.SOCK_DGRAM)
@@ -290,7 +290,8 @@ def nft_output_drop_makes_udp_send_fail_with_eperm(lab):
     claim="TCP hides a netfilter drop: with an nftables output rule dropping TCP to port 9, connect() "
           "does not get EPERM; the SYN never reaches the wire and, with TCP_USER_TIMEOUT 300 ms, "
           "the attempt ends with ETIMEDOUT at the first retransmission timer, about 1 s later.",
-    proves=["errno:ETIMEDOUT", "state:SYN_SENT"],
+    proves=["errno:ETIMEDOUT", "state:SYN_SENT", "sockopt:TCP_USER_TIMEOUT", "sockopt:SO_ERROR",
+            "call:connect"],
     timeout=5.0,
 )
 def nft_output_drop_makes_tcp_connect_time_out_not_eperm(lab):
@@ -345,7 +346,7 @@ def _tun_received(tun: int, packet: bytes, timeout: float) -> bool:
     claim="sendto() on a packet socket naming an interface that is down fails with ENETDOWN and "
           "succeeds once the interface is up; a UDP socket bound to the same down interface "
           "(SO_BINDTODEVICE) gets ENETUNREACH instead, because a down interface has no routes.",
-    proves=["errno:ENETDOWN", "errno:ENETUNREACH"],
+    proves=["errno:ENETDOWN", "errno:ENETUNREACH", "sockopt:SO_BINDTODEVICE"],
     needs=("netns", "tun"),
 )
 def packet_socket_send_on_down_interface_gets_enetdown(lab):
@@ -368,7 +369,7 @@ def packet_socket_send_on_down_interface_gets_enetdown(lab):
     claim="bind() of a packet socket to an interface that is down succeeds but leaves ENETDOWN pending "
           "as a socket error (SO_ERROR 100); send() fails with ENETDOWN while the interface is down, and "
           "the first send() after it comes up still fails with that stale ENETDOWN; the second goes out.",
-    proves=["errno:ENETDOWN"],
+    proves=["errno:ENETDOWN", "sockopt:SO_ERROR"],
     needs=("netns", "tun"),
 )
 def packet_socket_bound_to_down_interface_keeps_stale_enetdown(lab):

@@ -12,7 +12,7 @@ from .. import scenario
 @scenario(
     claim="recv() on a non-blocking connected socket with nothing in its receive queue fails at "
           "once with EAGAIN (the same number as EWOULDBLOCK).",
-    proves=["errno:EAGAIN"],
+    proves=["errno:EAGAIN", "call:recv"],
 )
 def nonblocking_recv_with_empty_queue_eagain(lab):
     _, client, _ = lab.connected_pair()
@@ -24,7 +24,7 @@ def nonblocking_recv_with_empty_queue_eagain(lab):
     claim="send() on a non-blocking socket fails with EAGAIN once its send buffer and the peer's "
           "receive buffer are both full; on loopback with SO_SNDBUF and SO_RCVBUF set to 4096 (the "
           "kernel doubles both to 8192), 9216 bytes went in 1024-byte writes before the first EAGAIN.",
-    proves=["errno:EAGAIN"],
+    proves=["errno:EAGAIN", "call:send", "sockopt:SO_SNDBUF", "sockopt:SO_RCVBUF"],
 )
 def nonblocking_send_with_full_buffers_eagain(lab):
     listener = lab.listener(options={"SO_RCVBUF": 4096})
@@ -49,7 +49,7 @@ def nonblocking_send_with_full_buffers_eagain(lab):
 
 @scenario(
     claim="accept() on a non-blocking listener with no connection waiting fails at once with EAGAIN.",
-    proves=["errno:EAGAIN"],
+    proves=["errno:EAGAIN", "call:accept"],
 )
 def nonblocking_accept_with_empty_queue_eagain(lab):
     listener = lab.listener()
@@ -60,7 +60,7 @@ def nonblocking_accept_with_empty_queue_eagain(lab):
 @scenario(
     claim="A blocking recv() with SO_RCVTIMEO set to 0.2 s fails with EAGAIN when the time runs "
           "out with no data, after about 0.2 s.",
-    proves=["errno:EAGAIN"],
+    proves=["errno:EAGAIN", "sockopt:SO_RCVTIMEO", "call:recv"],
 )
 def rcvtimeo_expiry_on_blocking_recv_eagain(lab):
     _, client, _ = lab.connected_pair()

@@ -29,7 +29,7 @@ def _reset_by_peer(lab):
 @scenario(
     claim="A process with SIGPIPE at its default action that send()s on a connection the peer has "
           "reset is killed by SIGPIPE (signal 13); the same send() with MSG_NOSIGNAL returns EPIPE.",
-    proves=["signal:SIGPIPE", "errno:EPIPE"],
+    proves=["signal:SIGPIPE", "errno:EPIPE", "call:send", "sockopt:MSG_NOSIGNAL"],
 )
 def send_on_reset_connection_kills_with_sigpipe(lab):
     client, _ = _reset_by_peer(lab)
@@ -48,7 +48,7 @@ def send_on_reset_connection_kills_with_sigpipe(lab):
 @scenario(
     claim="MSG_NOSIGNAL keeps SIGPIPE away even when its action is the default: a child process "
           "that sends on a reset connection with it is not killed and gets EPIPE.",
-    proves=["errno:EPIPE"],
+    proves=["errno:EPIPE", "sockopt:MSG_NOSIGNAL", "call:send"],
 )
 def msg_nosignal_send_gets_epipe_without_signal(lab):
     client, _ = _reset_by_peer(lab)
@@ -71,7 +71,7 @@ def msg_nosignal_send_gets_epipe_without_signal(lab):
 @scenario(
     claim="After shutdown(SHUT_WR) a socket's own send() fails with EPIPE, while it can still "
           "receive what the peer sends.",
-    proves=["errno:EPIPE"],
+    proves=["errno:EPIPE", "call:shutdown", "call:send"],
 )
 def send_after_own_shutdown_wr_epipe(lab):
     _, client, server = lab.connected_pair()

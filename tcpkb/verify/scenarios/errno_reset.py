@@ -10,7 +10,7 @@ from .. import scenario
 @scenario(
     claim="close() on a socket with unread data in its receive queue sends RST instead of FIN; "
           "the peer's next recv() fails with ECONNRESET.",
-    proves=["errno:ECONNRESET", "flag:RST"],
+    proves=["errno:ECONNRESET", "flag:RST", "call:close"],
 )
 def close_with_unread_data_sends_rst(lab):
     _, client, server = lab.connected_pair()
@@ -24,7 +24,7 @@ def close_with_unread_data_sends_rst(lab):
 @scenario(
     claim="After a RST has arrived, the first send() fails with ECONNRESET (the pending error) "
           "and every later send() fails with EPIPE.",
-    proves=["errno:ECONNRESET", "errno:EPIPE"],
+    proves=["errno:ECONNRESET", "errno:EPIPE", "call:send"],
 )
 def send_after_rst_fails_econnreset_then_epipe(lab):
     _, client, server = lab.connected_pair()

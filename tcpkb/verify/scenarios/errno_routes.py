@@ -44,7 +44,7 @@ def _connect_fails_at_once(lab, address: str, errno_name: str) -> None:
 @scenario(
     claim="In a namespace with only the loopback device, connect() to 10.9.9.9 fails at once with "
           "ENETUNREACH: the route lookup fails, so not even a SYN is sent.",
-    proves=["errno:ENETUNREACH"],
+    proves=["errno:ENETUNREACH", "call:connect"],
 )
 def connect_without_route_fails_enetunreach(lab):
     _connect_fails_at_once(lab, "10.9.9.9", "ENETUNREACH")
@@ -53,7 +53,7 @@ def connect_without_route_fails_enetunreach(lab):
 @scenario(
     claim="With a route of type unreachable for 10.1.0.0/16, connect() to 10.1.2.3 fails at once "
           "with EHOSTUNREACH and no SYN is sent.",
-    proves=["errno:EHOSTUNREACH"],
+    proves=["errno:EHOSTUNREACH", "call:connect"],
 )
 def unreachable_route_fails_ehostunreach(lab):
     _ip_route(lab, "add", "unreachable", "10.1.0.0/16")
@@ -63,7 +63,7 @@ def unreachable_route_fails_ehostunreach(lab):
 @scenario(
     claim="With a route of type prohibit for 10.2.0.0/16, connect() to 10.2.2.3 fails at once "
           "with EACCES and no SYN is sent.",
-    proves=["errno:EACCES"],
+    proves=["errno:EACCES", "call:connect"],
 )
 def prohibit_route_fails_eacces(lab):
     _ip_route(lab, "add", "prohibit", "10.2.0.0/16")
@@ -73,7 +73,7 @@ def prohibit_route_fails_eacces(lab):
 @scenario(
     claim="With a route of type blackhole for 10.3.0.0/16, connect() to 10.3.2.3 fails at once "
           "with EINVAL and no SYN is sent.",
-    proves=["errno:EINVAL"],
+    proves=["errno:EINVAL", "call:connect"],
 )
 def blackhole_route_fails_einval(lab):
     _ip_route(lab, "add", "blackhole", "10.3.0.0/16")
@@ -118,7 +118,7 @@ def _connect_answered_by_icmp(lab, code: int, errno_name: str) -> None:
 @scenario(
     claim="An ICMP host unreachable (type 3, code 1) answering the SYN makes a blocking connect() "
           "fail with EHOSTUNREACH within milliseconds, without retrying the SYN.",
-    proves=["errno:EHOSTUNREACH"],
+    proves=["errno:EHOSTUNREACH", "call:connect"],
     needs=("netns", "tun"),
 )
 def icmp_host_unreachable_fails_connect(lab):
@@ -128,7 +128,7 @@ def icmp_host_unreachable_fails_connect(lab):
 @scenario(
     claim="An ICMP net unreachable (type 3, code 0) answering the SYN makes a blocking connect() "
           "fail with ENETUNREACH within milliseconds.",
-    proves=["errno:ENETUNREACH"],
+    proves=["errno:ENETUNREACH", "call:connect"],
     needs=("netns", "tun"),
 )
 def icmp_net_unreachable_fails_connect(lab):
@@ -138,7 +138,7 @@ def icmp_net_unreachable_fails_connect(lab):
 @scenario(
     claim="An ICMP port unreachable (type 3, code 3) answering a TCP SYN makes connect() fail with "
           "ECONNREFUSED within milliseconds, as a RST would.",
-    proves=["errno:ECONNREFUSED"],
+    proves=["errno:ECONNREFUSED", "call:connect"],
     needs=("netns", "tun"),
 )
 def icmp_port_unreachable_fails_connect(lab):
@@ -148,7 +148,7 @@ def icmp_port_unreachable_fails_connect(lab):
 @scenario(
     claim="An ICMP communication administratively prohibited (type 3, code 13), as a filtering "
           "router sends, makes connect() fail with EHOSTUNREACH within milliseconds.",
-    proves=["errno:EHOSTUNREACH"],
+    proves=["errno:EHOSTUNREACH", "call:connect"],
     needs=("netns", "tun"),
 )
 def icmp_admin_prohibited_fails_connect(lab):

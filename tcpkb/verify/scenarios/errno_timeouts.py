@@ -23,7 +23,8 @@ def _to_peer(lab, flags: str) -> list[dict]:
           "3 s, the deadline of one exponential retry (1 s + 2 s); since "
           "net.ipv4.tcp_syn_linear_timeouts=4 spaces the early retries 1 s apart, three SYNs go "
           "out in that time (at 0, 1 and 2 s), not two.",
-    proves=["errno:ETIMEDOUT", "flag:SYN"],
+    proves=["errno:ETIMEDOUT", "flag:SYN", "sockopt:TCP_SYNCNT",
+            "sysctl:net.ipv4.tcp_syn_linear_timeouts", "call:connect"],
     needs=("netns", "tun"),
     timeout=6.0,
 )
@@ -52,7 +53,7 @@ def syn_retries_exhausted_connect_times_out(lab):
     claim="With TCP_USER_TIMEOUT=500 ms, data the peer never acknowledges makes the kernel drop "
           "the connection about 0.7 s after the send (the 500 ms run from the first retransmission, "
           "0.2 s after the send), without sending RST; the next recv() fails with ETIMEDOUT.",
-    proves=["errno:ETIMEDOUT", "state:CLOSE"],
+    proves=["errno:ETIMEDOUT", "state:CLOSE", "sockopt:TCP_USER_TIMEOUT"],
     needs=("netns", "tun"),
     timeout=4.0,
 )
@@ -79,7 +80,8 @@ def user_timeout_with_unacked_data(lab):
           "connection, the kernel sends a zero-length probe with seq = snd_nxt - 1 after 1 s, and "
           "when it goes unanswered resets the connection about 1 s later: recv() fails with "
           "ETIMEDOUT.",
-    proves=["errno:ETIMEDOUT", "flag:ACK", "flag:RST"],
+    proves=["errno:ETIMEDOUT", "flag:ACK", "flag:RST", "sockopt:SO_KEEPALIVE", "sockopt:TCP_KEEPIDLE",
+            "sockopt:TCP_KEEPINTVL", "sockopt:TCP_KEEPCNT"],
     needs=("netns", "tun"),
     timeout=5.0,
 )

@@ -46,7 +46,7 @@ def send_sets_psh_on_the_data_segment(lab):
 @scenario(
     claim="shutdown(SHUT_WR) sends a segment with FIN and ACK; the peer acknowledges it and the "
           "closer moves to FIN_WAIT2.",
-    proves=["flag:FIN", "state:FIN_WAIT2"],
+    proves=["flag:FIN", "state:FIN_WAIT2", "call:shutdown"],
 )
 def shutdown_write_sends_fin(lab):
     _, client, server = lab.connected_pair()
@@ -76,7 +76,7 @@ def syn_to_closed_port_gets_rst_ack(lab):
 @scenario(
     claim="close() with SO_LINGER {1, 0} on an established socket aborts it with a segment that "
           "has both RST and ACK set (R.), not a bare RST; the peer's recv() fails with ECONNRESET.",
-    proves=["flag:RST", "errno:ECONNRESET"],
+    proves=["flag:RST", "errno:ECONNRESET", "sockopt:SO_LINGER", "call:close"],
 )
 def linger_zero_abort_sends_rst_with_ack(lab):
     _, client, server = lab.connected_pair()
@@ -109,7 +109,7 @@ def _oob_arrived(sock) -> bool:
 @scenario(
     claim="send() with MSG_OOB sends a segment with URG set; the receiver gets the last byte of "
           "that write with recv(MSG_OOB) and the rest in the normal stream.",
-    proves=["flag:URG"],
+    proves=["flag:URG", "sockopt:MSG_OOB", "call:send", "call:recv"],
 )
 def msg_oob_sets_urg(lab):
     _, client, server = lab.connected_pair()
@@ -123,7 +123,7 @@ def msg_oob_sets_urg(lab):
 @scenario(
     claim="When urgent data arrives, the kernel sends SIGURG to the process set as the socket's "
           "owner with fcntl(F_SETOWN).",
-    proves=["signal:SIGURG", "flag:URG"],
+    proves=["signal:SIGURG", "flag:URG", "sockopt:MSG_OOB"],
 )
 def urgent_data_sends_sigurg_to_owner(lab):
     _, client, server = lab.connected_pair()
@@ -143,7 +143,7 @@ def urgent_data_sends_sigurg_to_owner(lab):
 @scenario(
     claim="With net.ipv4.tcp_ecn=1, connect() sends a SYN with ECE and CWR (SEW); a SYN-ACK with "
           "ECE (S.E) from the peer completes the handshake with ECN on.",
-    proves=["flag:ECE", "flag:CWR", "flag:SYN"],
+    proves=["flag:ECE", "flag:CWR", "flag:SYN", "sysctl:net.ipv4.tcp_ecn"],
     needs=("netns", "tun"),
 )
 def ecn_setup_syn_carries_ece_and_cwr(lab):
@@ -161,7 +161,7 @@ def ecn_setup_syn_carries_ece_and_cwr(lab):
     claim="On an ECN connection, data marked CE in the IP header makes the kernel set ECE on its "
           "ACK and keep it on its own ECT(0) data; after the peer answers with an ACK carrying ECE, "
           "the kernel's next new data segment carries CWR as well (PEW.).",
-    proves=["flag:ECE", "flag:CWR"],
+    proves=["flag:ECE", "flag:CWR", "sysctl:net.ipv4.tcp_ecn"],
     needs=("netns", "tun"),
 )
 def congestion_mark_echoed_with_ece_answered_with_cwr(lab):
@@ -207,7 +207,7 @@ def _tcp_flag_bits(raw: bytes) -> int:
     claim="Kernel 6.18 does not negotiate Accurate ECN: it rejects net.ipv4.tcp_ecn=3 with EINVAL, "
           "and its listener answers a SYN with AE, CWR and ECE by a classic ECN SYN-ACK (ECE set, "
           "AE and CWR clear).",
-    proves=["flag:AE", "flag:ECE"],
+    proves=["flag:AE", "flag:ECE", "sysctl:net.ipv4.tcp_ecn"],
     needs=("netns", "tun"),
 )
 def accecn_syn_gets_classic_ecn_syn_ack(lab):

@@ -79,7 +79,7 @@ def _diag(lab, states: int, label: str) -> list[dict]:
 @scenario(
     claim="A bound socket is in CLOSE until listen() moves it to LISTEN, and /proc/net/tcp then lists it "
           "with state 0A and no remote address.",
-    proves=["state:LISTEN"],
+    proves=["state:LISTEN", "call:listen"],
 )
 def listen_moves_bound_socket_to_listen(lab):
     s = lab.socket("listener")
@@ -123,7 +123,7 @@ def fresh_and_bound_sockets_are_close(lab):
 @scenario(
     claim="An established socket that receives a RST moves straight to CLOSE, which TCP_INFO reports "
           "on its still-open descriptor.",
-    proves=["state:CLOSE"],
+    proves=["state:CLOSE", "sockopt:TCP_INFO"],
 )
 def rst_moves_established_socket_to_close(lab):
     _, cli, srv = lab.connected_pair()
@@ -139,7 +139,7 @@ def rst_moves_established_socket_to_close(lab):
     claim="With listen(0) and one connection waiting to be accepted, the listener drops the next SYN: "
           "a non-blocking connect() returns EINPROGRESS and the socket stays in SYN_SENT "
           "(TcpExtListenOverflows rises).",
-    proves=["state:SYN_SENT"],
+    proves=["state:SYN_SENT", "call:listen"],
 )
 def full_accept_queue_keeps_client_in_syn_sent(lab):
     lst = lab.listener(backlog=0)
@@ -160,7 +160,7 @@ def full_accept_queue_keeps_client_in_syn_sent(lab):
 @scenario(
     claim="With TCP_DEFER_ACCEPT a handshake whose final ACK carries no data stays half-open on the "
           "server: /proc/net/tcp lists it as SYN_RECV while the client already reports ESTABLISHED.",
-    proves=["state:SYN_RECV"],
+    proves=["state:SYN_RECV", "sockopt:TCP_DEFER_ACCEPT"],
 )
 def defer_accept_holds_half_open_connection_in_syn_recv(lab):
     lst = lab.listener(backlog=8, options={"TCP_DEFER_ACCEPT": 1})
@@ -234,7 +234,7 @@ def bound_only_socket_needs_bound_inactive_query(lab):
 @scenario(
     claim="shutdown(SHUT_WR) while data waits behind the peer's zero window puts the socket in FIN_WAIT1 "
           "with its FIN unsent; only when the peer reads does the FIN go out and the socket reach FIN_WAIT2.",
-    proves=["state:FIN_WAIT1"],
+    proves=["state:FIN_WAIT1", "call:shutdown"],
 )
 def fin_behind_unsent_data_holds_fin_wait1(lab):
     cli, srv = _stuck_client(lab)
@@ -316,7 +316,7 @@ def peer_close_leaves_socket_in_close_wait(lab):
     claim="The side that closes first ends in TIME_WAIT with a /proc/net/tcp timer of about 60 s even "
           "with net.ipv4.tcp_fin_timeout=1, which only shortens the orphaned FIN_WAIT2 before it "
           "(about 1 s).",
-    proves=["state:TIME_WAIT"],
+    proves=["state:TIME_WAIT", "sysctl:net.ipv4.tcp_fin_timeout"],
 )
 def active_closer_enters_time_wait_for_60_s(lab):
     lab.sysctl("net.ipv4.tcp_fin_timeout", 1)

@@ -178,7 +178,7 @@ def simultaneous_open_puts_connecting_socket_in_syn_recv(lab):
     claim="With TCP Fast Open and no cookie required, a SYN carrying data makes the listener create a "
           "full child socket at once: accept() returns it in SYN_RECV, as TCP_INFO shows, with the data "
           "readable before the handshake's final ACK.",
-    proves=["state:SYN_RECV"],
+    proves=["state:SYN_RECV", "sysctl:net.ipv4.tcp_fastopen", "sockopt:TCP_FASTOPEN"],
     needs=("netns", "tun"),
 )
 def fast_open_child_is_accepted_in_syn_recv(lab):
