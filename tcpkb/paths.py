@@ -53,6 +53,21 @@ def results_dirs() -> list[str]:
     return [os.path.join(PACKAGE, "data", "verify"), os.path.join(cache_dir(), "verify")]
 
 
+def messages_dir() -> str:
+    """Messages from other sources than the notes (glibc translations, musl, libuv codes)."""
+    root = checkout_root()
+    if root and not os.environ.get("TCPKB_KB"):
+        return os.path.join(root, "data", "messages")
+    return os.path.join(PACKAGE, "data", "messages")
+
+
+def message_files() -> list[str]:
+    folder = messages_dir()
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json"))
+
+
 def results_dir_for_writing() -> str:
     """`tcpkb verify` writes to the checkout's data/verify, or else the user's cache."""
     return results_dirs()[-1]
@@ -96,7 +111,7 @@ def content_hash(kb: str | os.PathLike) -> str:
     for rel in note_names(kb):
         with open(os.path.join(kb, rel), "rb") as f:
             digest.update(rel.encode() + b"\0" + f.read() + b"\0")
-    for path in result_files():
+    for path in result_files() + message_files():
         st = os.stat(path)
         digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return digest.hexdigest()
