@@ -43,6 +43,7 @@ COMMON = {
     "summary_zh": Field("str", required=True),
     "aliases": Field("str_list"),
     "seen_as": Field("str_list"),
+    "seen_as_deadline": Field("str_list"),
     "related": Field("str_list"),
 }
 

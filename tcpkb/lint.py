@@ -31,6 +31,7 @@ CODES = {
     "KB014": "`summary` or `summary_zh` is not exactly one sentence",
     "KB015": "placeholder text (`TODO`, `TBD`, `FIXME`) left in the note",
     "KB016": "facts that go together disagree (a sysctl without a default that is neither computed nor removed)",
+    "KB017": "two entries claim the same `seen_as` text: pasted text must mean one entry",
 }
 
 _PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME)\b")
@@ -189,6 +190,7 @@ def _check_across(notes: list[Note]) -> list[Problem]:
     out: list[Problem] = []
     ids = {n.id for n in notes}
     claimed: dict[tuple[str, str], Note] = {}
+    messages: dict[str, Note] = {}
     numbers: dict[tuple[str, object], Note] = {}
     for note in notes:
         kind = KINDS[note.kind]
@@ -203,6 +205,15 @@ def _check_across(notes: list[Note]) -> list[Problem]:
             if other is not note:
                 out.append(Problem(_show(note.path), note.line_of(kind.unique), "KB009",
                                    f"{kind.unique} {value} is already used by {other.id}"))
+        for key in ("seen_as", "seen_as_deadline"):
+            texts = note.meta.get(key)
+            for text in texts if isinstance(texts, list) else []:
+                if not isinstance(text, str):
+                    continue
+                other = messages.setdefault(" ".join(text.lower().split()), note)
+                if other is not note:
+                    out.append(Problem(_show(note.path), note.line_of(key), "KB017",
+                                       f"{text!r} is also in {other.id}'s seen_as"))
         related = note.meta.get("related")
         if isinstance(related, list):
             for target in related:
