@@ -89,3 +89,35 @@ def sysctl_diff(as_json: bool = False) -> int:
 
     status = run(action, as_json)
     return status or (1 if report.get("differs") else 0)
+
+
+def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
+    """Name the entries an error text means: 0 when something matched, 1 when nothing did."""
+    import sys
+
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            output.fail("give the error text as an argument, or pipe it in")
+            return 2
+        text = sys.stdin.read()
+    if not text.strip():
+        output.fail("the text is empty")
+        return 2
+    matched: list = []
+
+    def action(conn: sqlite3.Connection) -> None:
+        from .explain import explain as run_explain
+
+        for m in run_explain(conn, text, limit):
+            e = lookup.entry(conn, m["id"])
+            matched.append({**m, "title": e["title"], "summary": e["summary"],
+                            "summary_zh": e["summary_zh"], "sections": e["sections"]})
+        if as_json:
+            output.print_json({"matches": [{k: m[k] for k in ("id", "score", "evidence", "deadline",
+                                                              "title", "summary")} for m in matched]})
+        elif matched:
+            output.print_explained(matched)
+        if not matched:
+            raise lookup.NotFound("no entry matches this text: it does not look like a socket error")
+
+    return run(action, as_json)

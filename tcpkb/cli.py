@@ -121,6 +121,30 @@ def show(
     raise typer.Exit(answer.find("show", entry_id, as_json, brief))
 
 
+@app.command()
+def explain(
+    text: Optional[str] = typer.Argument(None, help="The error text; omit it (or give -) to read stdin."),
+    as_json: bool = JSON,
+    limit: int = typer.Option(5, "--limit", "-n", min=1, max=50, help="At most this many matches."),
+) -> None:
+    """Name the entries a pasted error line, traceback or log excerpt means, with the evidence."""
+    raise typer.Exit(answer.explain(text, as_json, limit))
+
+
+@app.command()
+def doctor(
+    as_json: bool = JSON,
+    watch: Optional[float] = typer.Option(None, "--watch", min=0.5, help="Refresh every N seconds."),
+    times: Optional[int] = typer.Option(None, "--times", min=1, help="With --watch, stop after this many reports."),
+) -> None:
+    """Read this machine's TCP sockets, knobs and counters through the knowledge base.
+
+    Exit status 0 when nothing needs attention, 1 when there are findings."""
+    from .doctor import main as run_doctor
+
+    raise typer.Exit(run_doctor(as_json, watch, times))
+
+
 @app.command("list")
 def list_(
     kind: str = typer.Argument(..., help="errno, signal, state, flag, claim, sysctl, sockopt or call"),

@@ -89,7 +89,12 @@ def entry(conn: sqlite3.Connection, entry_id: str, full: bool = True) -> dict:
             "select src from links where dst = ? and src not in "
             "(select dst from links where src = ?) order by src", (entry_id, entry_id))]
         out["seen_as"] = [r[0] for r in conn.execute(
-            "select text from messages where entry_id = ? order by rowid", (entry_id,))]
+            "select text from messages where entry_id = ? and source = 'note' and not deadline "
+            "order by rowid", (entry_id,))]
+        deadline = [r[0] for r in conn.execute(
+            "select text from messages where entry_id = ? and deadline order by rowid", (entry_id,))]
+        if deadline:
+            out["seen_as_deadline"] = deadline
         out["sections"] = {r["slug"]: r["markdown"] for r in conn.execute(
             "select slug, markdown from sections where entry_id = ? order by position", (entry_id,))}
         out["path"] = "kb/" + row["path"]
@@ -116,11 +121,11 @@ def verification(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
 def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
     if kind == "errno":
         r = conn.execute("select * from errno where id = ?", (entry_id,)).fetchone()
-        numbers = {p: None for p in ERRNO_PLATFORMS}
+        numbers = {p: None for p in ERRNO_PLATFORMS + ("libuv",)}
         names = {}
         for n in conn.execute("select platform, name, number from errno_numbers where entry_id = ?"
                               " order by rowid", (entry_id,)):
-            if n["name"] in (r["name"], "WSA" + r["name"]):
+            if n["name"] in (r["name"], "WSA" + r["name"], "UV_" + r["name"]):
                 numbers[n["platform"]] = n["number"]
             else:  # an alias with a number of its own there (EDEADLOCK on powerpc)
                 names.setdefault(n["name"], {})[n["platform"]] = n["number"]
@@ -251,6 +256,12 @@ def find_errno(conn: sqlite3.Connection, query: str, os_: str | None = None,
             raise NotFound(f"no errno named {query!r}", suggest(conn, query, "errno"))
         return Found(entry(conn, id_), notes)
 
+    if number <= -4000 and not (os_ or arch):  # libuv's own codes on Windows (Node's errno: -4077)
+        row = conn.execute("select entry_id, name from errno_numbers where platform = 'libuv' "
+                           "and number = ?", (number,)).fetchone()
+        if row:
+            notes.append(f"{number} is libuv's {row['name']} on Windows (Node.js prints it as errno)")
+            return Found(entry(conn, row["entry_id"]), notes)
     if number < 0:  # the kernel returns -errno, and so do libuv and io_uring
         notes.append(f"{number} is read as errno {-number} (system calls return -errno)")
         number = -number

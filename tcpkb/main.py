@@ -50,8 +50,26 @@ def plain_lookup(argv: list[str]) -> dict | None:
     return call
 
 
+def plain_explain(argv: list[str]) -> dict | None:
+    """`tcpkb explain TEXT [--json]` (or stdin) as answer.explain arguments; else None."""
+    if not argv or argv[0] != "explain":
+        return None
+    rest = argv[1:]
+    as_json = "--json" in rest
+    texts = [a for a in rest if a != "--json"]
+    if len(texts) > 1 or any(t.startswith("-") and t != "-" for t in texts):
+        return None  # options Typer knows (--limit, --help), or bad usage
+    return {"text": texts[0] if texts else None, "as_json": as_json}
+
+
 def main() -> None:
     try:
+        if (explained := plain_explain(sys.argv[1:])) is not None:
+            from .answer import explain
+
+            status = explain(**explained)
+            sys.stdout.flush()
+            sys.exit(status)
         call = plain_lookup(sys.argv[1:])
         if call is not None:
             from .answer import find

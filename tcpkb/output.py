@@ -86,6 +86,8 @@ def facts(e: dict) -> list[tuple[str, str]]:
         other = [f"{p} {nums[p]}" for p in ("darwin", "freebsd") if nums.get(p) is not None]
         if nums.get("windows") is not None:
             other.append(f"windows {nums['windows']} ({e.get('windows_name')})")
+        if nums.get("libuv") is not None:
+            other.append(f"libuv/Node.js on windows {nums['libuv']}")
         rows.append(("elsewhere", "  ".join(other) if other else "not defined on darwin, freebsd or windows"))
         for alias, per in (e.get("alias_numbers") or {}).items():
             rows.append((alias, "  ".join(f"{p} {n}" for p, n in per.items())))
@@ -271,6 +273,47 @@ def print_diff(report: dict) -> None:
     echo(dim(f"{n} of {report['compared']} knobs differ from their default"
              + (f"; {len(report['not_compared'])} not compared (tcpkb sysctl --diff --json lists them)"
                 if report["not_compared"] else "")))
+
+
+def _first_items(markdown: str, most: int = 3) -> list[str]:
+    """The first items of a markdown list (ranked causes), each on one line."""
+    items: list[str] = []
+    for line in markdown.splitlines():
+        if re.match(r"\s{0,3}(\d+\.|[-*])\s", line):
+            items.append(re.sub(r"^\s*(\d+\.|[-*])\s+", "", line))
+        elif items and line.startswith("   ") and line.strip():
+            items[-1] += " " + line.strip()
+        if len(items) > most:
+            break
+    return items[:most]
+
+
+def print_explained(matches: list[dict]) -> None:
+    best, rest = matches[0], matches[1:]
+    for m in [best] + [r for r in rest if r["score"] >= 0.6]:
+        echo(f"{accent(m['id'])}  {bold(m['title'])}  {dim('confidence')} {m['score']:.2f}")
+        for ev in m["evidence"][:4]:
+            echo(f"  {dim('matched')} {style(repr(ev['text']), '33')} {dim('→')} {ev['detail']}")
+        if m["deadline"]:
+            echo("  " + style("the deadline was the application's own, not the kernel's", "33"))
+        echo(f"  {m['summary']}")
+        sections = m["sections"]
+        causes = _first_items(sections.get("causes") or sections.get("when-it-piles-up")
+                              or sections.get("traps") or "")
+        if causes:
+            echo(f"  {dim('top causes')}")
+            for i, c in enumerate(causes, 1):
+                echo(f"    {i}. {c}")
+        todo = sections.get("what-to-do") or ""
+        steps = _first_items(todo) or [" ".join(todo.split("\n\n")[0].split())]
+        if todo:
+            echo(f"  {dim('what to do')}")
+            for step in steps:
+                echo(f"    - {step}")
+        echo()
+    others = [r for r in rest if r["score"] < 0.6]
+    if others:
+        echo(dim("also possible: " + ", ".join(f"{r['id']} ({r['score']:.2f})" for r in others)))
 
 
 def print_search(results: list[dict]) -> None:

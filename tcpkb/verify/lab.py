@@ -24,6 +24,7 @@ import struct
 import termios
 import time
 
+from ..proc import tcp_sockets
 from .capture import Capture
 from .netns import read_sysctl, set_sysctl
 
@@ -248,20 +249,10 @@ def _flags(flags: int) -> str:
 
 
 def proc_tcp() -> list[dict]:
-    """Every row of /proc/net/tcp and tcp6 in this namespace, decoded."""
-    rows = []
-    for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            timer, when = parts[5].split(":")
-            rows.append({"local": _proc_addr(parts[1], family), "remote": _proc_addr(parts[2], family),
-                         "st": int(parts[3], 16), "state": TCP_STATES.get(int(parts[3], 16), parts[3]),
-                         "timer": int(timer, 16), "timer_s": int(when, 16) / 100})
+    """Every row of /proc/net/tcp and tcp6 in this namespace, with its state's name."""
+    rows = tcp_sockets()
+    for row in rows:
+        row["state"] = TCP_STATES.get(row["st"], f"{row['st']:02X}")
     return rows
 
 
@@ -277,16 +268,6 @@ def proc_state(local, remote) -> str:
     """The state /proc/net/tcp lists for local -> remote, or "gone" when it lists none."""
     row = proc_row(local, remote)
     return row["state"] if row else "gone"
-
-
-def _proc_addr(text: str, family: int) -> tuple:
-    hexaddr, hexport = text.split(":")
-    raw = bytes.fromhex(hexaddr)
-    if family == socket.AF_INET:
-        raw = raw[::-1]
-    else:  # four little-endian 32-bit words
-        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    return (socket.inet_ntop(family, raw), int(hexport, 16))
 
 
 _libc = None

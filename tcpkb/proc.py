@@ -1,0 +1,39 @@
+"""/proc/net/tcp and tcp6, decoded: the one reader used by `tcpkb doctor` and the scenarios' lab."""
+
+from __future__ import annotations
+
+import socket
+
+
+def tcp_sockets() -> list[dict]:
+    """Every row of /proc/net/tcp and tcp6 in this namespace: addresses, state number (`st`),
+    queues, timer (kind and seconds left), uid and inode. Unreadable files are skipped."""
+    rows = []
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            p = line.split()
+            if len(p) < 10:
+                continue
+            tx, rx = p[4].split(":")
+            timer, when = p[5].split(":")
+            rows.append({"local": address(p[1]), "remote": address(p[2]), "st": int(p[3], 16),
+                         "tx_queue": int(tx, 16), "rx_queue": int(rx, 16),
+                         "timer": int(timer, 16), "timer_s": int(when, 16) / 100,
+                         "uid": int(p[7]), "inode": int(p[9])})
+    return rows
+
+
+def address(text: str) -> tuple[str, int]:
+    """'0100007F:1F90' -> ('127.0.0.1', 8080); IPv6 is four little-endian 32-bit words."""
+    hexaddr, hexport = text.split(":")
+    raw = bytes.fromhex(hexaddr)
+    if len(raw) == 4:
+        host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+    else:
+        host = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return host, int(hexport, 16)
