@@ -99,7 +99,8 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
         if sys.stdin.isatty():
             output.fail("give the error text as an argument, or pipe it in")
             return 2
-        text = sys.stdin.read()
+        # a log may hold bytes that are not UTF-8: they are replaced, never a reason to fail
+        text = sys.stdin.buffer.read().decode("utf-8", "replace")
     if not text.strip():
         output.fail("the text is empty")
         return 2
