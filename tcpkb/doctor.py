@@ -170,10 +170,21 @@ def _first_paragraph(text: str) -> str:
     return " ".join(para.split())
 
 
-def findings(scan_: dict, conn: sqlite3.Connection) -> list[dict]:
-    """The scan read through the notes: each finding with a code, a severity and what to read."""
+def findings(scan_: dict, conn: sqlite3.Connection, previous: dict | None = None) -> list[dict]:
+    """The scan read through the notes: each finding with a code, a severity and what to read.
+
+    Counters count since boot (or since the namespace was made): a count alone is history and
+    only informs. With `previous` counters (the last round of --watch) a counter that moved since
+    is happening now, and warns.
+    """
     out: list[dict] = []
     states, c = scan_["states"], scan_["counters"]
+
+    def counted(*names: str) -> str:
+        """'warning' if any counter moved since the previous round, else 'info'."""
+        if previous is not None and any(c.get(n, 0) > previous.get(n, 0) for n in names):
+            return "warning"
+        return "info"
 
     def add(id_, severity, title, detail, explain, read):
         out.append({"id": id_, "severity": severity, "title": title, "detail": detail,
@@ -213,13 +224,16 @@ def findings(scan_: dict, conn: sqlite3.Connection) -> list[dict]:
         if syn_recv:
             seen.append(f"{syn_recv} connections in SYN_RECV")
         if overflows or drops:
-            seen.append(f"ListenOverflows {overflows} and ListenDrops {drops} since the counters started")
+            seen.append(f"ListenOverflows {overflows} and ListenDrops {drops} since the counters started"
+                        + (f" ({overflows - previous.get('TcpExtListenOverflows', 0)} overflows since the "
+                           "last round)" if previous is not None else ""))
         if queued:
             seen.append("accept queue not empty on " + ", ".join(
                 f"port {x['port']} ({x['accept_queue']} waiting"
                 + (f", pid {x['owner']['pid']} {x['owner']['comm'] or ''}".rstrip() if x["owner"] else "")
                 + ")" for x in queued[:5]))
-        add("listen-overflow", "problem" if syn_recv >= PILE or queued else "warning",
+        add("listen-overflow", "problem" if syn_recv >= PILE or queued
+            else counted("TcpExtListenDrops", "TcpExtListenOverflows"),
             "connections are dropped at a listener (accept queue or SYN backlog full)",
             "; ".join(seen) + ".",
             "A listener's accept queue holds backlog + 1 connections (listen()'s backlog, capped "
@@ -230,13 +244,14 @@ def findings(scan_: dict, conn: sqlite3.Connection) -> list[dict]:
 
     # 4. Counters with one knob each.
     if n := c.get("TcpExtTCPTimeWaitOverflow", 0):
-        add("time-wait-overflow", "warning", "TIME_WAIT sockets were dropped: the table was full",
+        add("time-wait-overflow", counted("TcpExtTCPTimeWaitOverflow"),
+            "TIME_WAIT sockets were dropped: the table was full",
             f"TCPTimeWaitOverflow is {n}: that many connections closed without a TIME_WAIT socket.",
             "tcp_max_tw_buckets caps the TIME_WAIT sockets; beyond it a closing connection skips "
             "TIME_WAIT, which loses its protection against late segments.",
             ["sysctl:net.ipv4.tcp_max_tw_buckets", "state:TIME_WAIT"])
     if n := c.get("TcpExtSyncookiesSent", 0):
-        add("syncookies-sent", "warning", "SYN cookies were sent: a SYN queue overflowed",
+        add("syncookies-sent", counted("TcpExtSyncookiesSent"), "SYN cookies were sent: a SYN queue overflowed",
             f"SyncookiesSent is {n}.",
             "With tcp_syncookies at its default 1 the kernel answers with SYN cookies only while a "
             "listener's queue of half-open requests, bounded by its listen() backlog, is full: a "
@@ -335,12 +350,12 @@ def main(as_json: bool = False, watch: float | None = None, times: int | None = 
         return 2
     from . import answer
 
-    last = {"status": 0}
+    last: dict = {"status": 0, "counters": None}
 
     def once(conn: sqlite3.Connection) -> None:
         s = scan(conn)
-        found = findings(s, conn)
-        last["status"] = status(found)
+        found = findings(s, conn, last["counters"])
+        last["status"], last["counters"] = status(found), s["counters"]
         if as_json:
             output.print_json(report(s, found))
         else:

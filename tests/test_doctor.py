@@ -156,23 +156,32 @@ def test_thresholds(kb_db):
         assert doctor.findings(calm, conn) == []
         assert doctor.status([]) == 0
         only_counter = fake_scan(counters={"TcpExtListenDrops": 1})
-        [f] = doctor.findings(only_counter, conn)
-        assert (f["id"], f["severity"]) == ("listen-overflow", "warning")
+        [f] = doctor.findings(only_counter, conn)  # a count since boot is history
+        assert (f["id"], f["severity"]) == ("listen-overflow", "info")
+        [f] = doctor.findings(only_counter, conn, previous={"TcpExtListenDrops": 1})
+        assert f["severity"] == "info"  # it has not moved since the last round
+        [f] = doctor.findings(only_counter, conn, previous={"TcpExtListenDrops": 0})
+        assert f["severity"] == "warning"  # it is moving now
 
 
 def test_watch_ends_on_ctrl_c_with_the_last_status(kb_db, monkeypatch):
     monkeypatch.setenv("TCPKB_DB", str(kb_db))
+    overflows = iter([1, 3])  # the counter moves between the two rounds: a warning now
     monkeypatch.setattr(doctor, "scan", lambda conn=None: fake_scan(
-        counters={"TcpExtListenOverflows": 1}))
+        counters={"TcpExtListenOverflows": next(overflows)}))
+    sleeps = []
 
     def interrupted(seconds):
-        raise KeyboardInterrupt
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(doctor.time, "sleep", interrupted)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert doctor.main(as_json=False, watch=5, times=None) == 1
-    assert out.getvalue().count("listen-overflow") == 1
+    text = out.getvalue()
+    assert text.count("listen-overflow") == 2 and "2 overflows since the last round" in text
 
 
 def test_watch_times_and_bad_usage(kb_db, monkeypatch):
