@@ -214,26 +214,29 @@ def _check_across(notes: list[Note]) -> list[Problem]:
                 if other is not note:
                     out.append(Problem(_show(note.path), note.line_of(key), "KB017",
                                        f"{text!r} is also in {other.id}'s seen_as"))
-        related = note.meta.get("related")
-        if isinstance(related, list):
-            for target in related:
-                if isinstance(target, str) and target not in ids:
-                    out.append(Problem(_show(note.path), note.line_of("related"), "KB010",
-                                       f"related id {target!r} does not exist"))
-        default_from = note.meta.get("default_from")
-        if note.kind == "sockopt" and isinstance(default_from, str) and default_from not in ids:
-            out.append(Problem(_show(note.path), note.line_of("default_from"), "KB010",
-                               f"default_from {default_from!r} does not exist"))
-        errors = note.meta.get("errors")
-        if note.kind == "call" and isinstance(errors, list):
-            for e in errors:
-                if isinstance(e, dict) and isinstance(e.get("errno"), str) and f"errno:{e['errno']}" not in ids:
-                    out.append(Problem(_show(note.path), note.line_of("errors"), "KB010",
-                                       f"error {e['errno']!r} is not an errno entry"))
-        transitions = note.meta.get("transitions")
-        if note.kind == "state" and isinstance(transitions, list):
-            for t in transitions:
-                if isinstance(t, dict) and isinstance(t.get("to"), str) and f"state:{t['to']}" not in ids:
-                    out.append(Problem(_show(note.path), note.line_of("transitions"), "KB010",
-                                       f"transition to unknown state {t['to']!r}"))
+        for field, target, what in _references(note):
+            if target not in ids:
+                out.append(Problem(_show(note.path), note.line_of(field), "KB010",
+                                   f"{what} {target!r} does not exist"))
     return out
+
+
+def _references(note: Note):
+    """(field, id, what) for every id a note points at: related, transitions, errors, default_from."""
+    def items(key):
+        value = note.meta.get(key)
+        return value if isinstance(value, list) else []
+
+    for target in items("related"):
+        if isinstance(target, str):
+            yield "related", target, "related id"
+    if note.kind == "state":
+        for t in items("transitions"):
+            if isinstance(t, dict) and isinstance(t.get("to"), str):
+                yield "transitions", f"state:{t['to']}", "transition to"
+    if note.kind == "call":
+        for e in items("errors"):
+            if isinstance(e, dict) and isinstance(e.get("errno"), str):
+                yield "errors", f"errno:{e['errno']}", "error entry"
+    if note.kind == "sockopt" and isinstance(note.meta.get("default_from"), str):
+        yield "default_from", note.meta["default_from"], "default_from"

@@ -9,6 +9,8 @@ ever writes a sysctl.
 
 from __future__ import annotations
 
+import os
+
 SECRET = {"net.ipv4.tcp_fastopen_key"}  # a live key is not something to print
 
 
@@ -51,8 +53,6 @@ def fresh_namespace_values(names: list[str], timeout: float = 2.0) -> dict[str, 
 
 def read_only(name: str) -> bool:
     """A file nobody can write reports the kernel's state (tcp_ehash_entries), not a setting."""
-    import os
-
     try:
         return not os.stat(path_of(name)).st_mode & 0o222
     except OSError:

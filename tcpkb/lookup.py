@@ -139,10 +139,7 @@ def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
         return out
     if kind == "signal":
         r = conn.execute("select * from signals where id = ?", (entry_id,)).fetchone()
-        numbers = {p: None for p in ("linux",) + LINUX_ABIS}
-        for n in conn.execute("select platform, number from signal_numbers where entry_id = ?", (entry_id,)):
-            numbers[n["platform"]] = n["number"]
-        return {"number": r["number"], "numbers": numbers, "action": r["action"],
+        return {"number": r["number"], "numbers": _abi_numbers(conn, "signal_numbers", entry_id), "action": r["action"],
                 "standard": r["standard"], "socket": bool(r["socket"])}
     if kind == "state":
         r = conn.execute("select * from states where id = ?", (entry_id,)).fetchone()
@@ -170,17 +167,23 @@ def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
             "removed_in": r["removed_in"], "proc_path": r["path"]}
     if kind == "sockopt":
         r = conn.execute("select * from sockopts where id = ?", (entry_id,)).fetchone()
-        numbers = {p: None for p in ("linux",) + LINUX_ABIS}
-        for n in conn.execute("select platform, number from sockopt_numbers where entry_id = ?", (entry_id,)):
-            numbers[n["platform"]] = n["number"]
         return {k: r[k] for k in ("level", "number", "value", "access", "default", "default_from")} | {
-            "numbers": numbers}
+            "numbers": _abi_numbers(conn, "sockopt_numbers", entry_id)}
     if kind == "call":
         r = conn.execute("select * from calls where id = ?", (entry_id,)).fetchone()
         errors = [{"errno": e["errno_id"], "when": e["condition"]} for e in conn.execute(
             "select errno_id, condition from call_errors where call_id = ? order by position", (entry_id,))]
         return {"synopsis": r["synopsis"], "man": r["man"], "errors": errors}
     return {}
+
+
+def _abi_numbers(conn: sqlite3.Connection, table: str, entry_id: str) -> dict[str, int | None]:
+    """A signal's or option's number on Linux and each ABI (None where the ABI lacks it)."""
+    numbers: dict[str, int | None] = {p: None for p in ("linux",) + LINUX_ABIS}
+    for platform, number in conn.execute(f"select platform, number from {table} where entry_id = ?",
+                                         (entry_id,)):
+        numbers[platform] = number
+    return numbers
 
 
 def list_kind(conn: sqlite3.Connection, kind: str) -> list[dict]:
