@@ -107,15 +107,11 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     matched: list = []
 
     def action(conn: sqlite3.Connection) -> None:
-        from .explain import explain as run_explain
+        from .explain import explained, public
 
-        for m in run_explain(conn, text, limit):
-            e = lookup.entry(conn, m["id"])
-            matched.append({**m, "title": e["title"], "summary": e["summary"],
-                            "summary_zh": e["summary_zh"], "sections": e["sections"]})
+        matched.extend(explained(conn, text, limit))
         if as_json:
-            output.print_json({"matches": [{k: m[k] for k in ("id", "score", "evidence", "deadline",
-                                                              "title", "summary")} for m in matched]})
+            output.print_json(public(matched))
         elif matched:
             output.print_explained(matched)
         if not matched:

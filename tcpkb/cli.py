@@ -170,7 +170,7 @@ def search(
 
     def action(conn) -> None:
         results = lookup.search(conn, text, kind, limit)
-        if as_json:
+        if as_json and results:  # nothing found: the error object alone, as every lookup does
             output.print_json({"query": text, "results": results})
         elif results:
             output.print_search(results)
@@ -245,3 +245,24 @@ def verify(
     from .verify.command import verify as run_verify
 
     raise typer.Exit(run_verify(targets or [], as_json, jobs, coverage, list_only))
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(8001, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Serve the database as a web reference and JSON API (Datasette, read-only)."""
+    from .serve import main as run_serve
+
+    raise typer.Exit(run_serve(host, port))
+
+
+@app.command()
+def site(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the site (default: site/_build/)."),
+) -> None:
+    """Build the static docs site: a page per entry, the state diagram, packet ladders, offline search."""
+    from .site import main as run_site
+
+    raise typer.Exit(run_site(out))

@@ -303,3 +303,23 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
             out.append({"id": item["id"], "score": score, "evidence": evidence, "deadline": deadline})
     out.sort(key=lambda m: (-m["score"], m["id"]))
     return out[:limit]
+
+
+PUBLIC = ("id", "score", "evidence", "deadline", "title", "summary")  # a match in --json and the API
+
+
+def explained(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
+    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web."""
+    from .lookup import entry
+
+    out = []
+    for m in explain(conn, text, limit):
+        e = entry(conn, m["id"])
+        out.append({**m, "title": e["title"], "summary": e["summary"],
+                    "summary_zh": e["summary_zh"], "sections": e["sections"]})
+    return out
+
+
+def public(matches: list[dict]) -> dict:
+    """The JSON answer: {"matches": [{id, score, evidence, deadline, title, summary}]}."""
+    return {"matches": [{k: m[k] for k in PUBLIC} for m in matches]}

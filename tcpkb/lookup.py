@@ -514,7 +514,9 @@ def fts_query(words: str, phrase: bool = False) -> str:
     return " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
 
 
-def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit: int = 20) -> list[dict]:
+def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit: int = 20,
+           mark: tuple[str, str] = ("[", "]")) -> list[dict]:
+    """Entries holding the words, best first, each with a snippet whose hits are between `mark`."""
     words = _clean(words)
     if kind and kind not in KIND_NAMES:
         raise BadQuery(f"unknown kind {kind!r}; kinds are: {', '.join(KIND_NAMES)}")
@@ -525,12 +527,12 @@ def search(conn: sqlite3.Connection, words: str, kind: str | None = None, limit:
             continue
         rows = conn.execute(
             "select s.id, s.kind, s.name, s.summary, "
-            "snippet(search_fts, -1, '[', ']', ' … ', 12) as snippet, "
+            "snippet(search_fts, -1, ?, ?, ' … ', 12) as snippet, "
             # names and aliases weigh most, then titles, error messages, summaries, bodies
             "bm25(search_fts, 10.0, 8.0, 4.0, 2.0, 1.0, 3.0, 0.5) * s.boost as rank "
             "from search_fts join search s on s.rowid = search_fts.rowid "
             "where search_fts match ? and (? is null or s.kind = ?) order by rank limit ?",
-            (query, kind, kind, limit)).fetchall()
+            (*mark, query, kind, kind, limit)).fetchall()
         for r in rows:
             results.setdefault(r["id"], {"id": r["id"], "kind": r["kind"], "name": r["name"],
                                          "summary": r["summary"], "snippet": r["snippet"],

@@ -58,8 +58,30 @@ class Note:
 
 
 def markdown() -> MarkdownIt:
-    """The one markdown configuration: CommonMark with tables, no raw HTML."""
-    return MarkdownIt("commonmark", {"html": False}).enable("table").use(front_matter_plugin)
+    """The one markdown configuration: CommonMark with tables, no raw HTML, and fenced code
+    with a language highlighted by Pygments, so both web faces show the same HTML."""
+    return (MarkdownIt("commonmark", {"html": False, "highlight": highlight})
+            .enable("table").use(front_matter_plugin))
+
+
+def highlight(code: str, lang: str, attrs: str) -> str:
+    """A fenced block as <pre class="highlight"> with Pygments' token classes; "" (markdown-it's
+    plain rendering) for a block with no language or one Pygments does not know."""
+    if not lang:
+        return ""
+    from html import escape
+
+    from pygments import highlight as render
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        lexer = get_lexer_by_name(lang)
+    except ClassNotFound:
+        return ""
+    spans = render(code, lexer, HtmlFormatter(nowrap=True))
+    return f'<pre class="highlight"><code class="language-{escape(lang, quote=True)}">{spans}</code></pre>\n'
 
 
 def parse(path: Path, md: MarkdownIt | None = None) -> Note:

@@ -61,6 +61,12 @@ def messages_dir() -> str:
     return os.path.join(PACKAGE, "data", "messages")
 
 
+def site_dir() -> str:
+    """Templates, assets and diagram layout of the web faces (site/ in a checkout)."""
+    root = checkout_root()
+    return os.path.join(root, "site") if root else os.path.join(PACKAGE, "site")
+
+
 def message_files() -> list[str]:
     folder = messages_dir()
     if not os.path.isdir(folder):

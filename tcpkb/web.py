@@ -1,0 +1,298 @@
+"""The Datasette plugin behind `tcpkb serve`: short URLs, entry pages and the lookup API.
+
+Every route answers from the same functions as the CLI (lookup.py, explain.py), so
+`/errno/104.json` is `tcpkb errno 104 --json`. The database is immutable, so an answer
+never changes while the server runs and is cached in memory after the first request.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from functools import lru_cache
+from html import escape
+from urllib.parse import quote
+
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+from markupsafe import Markup
+
+from . import lookup
+
+DB = "tcpkb"  # the database's name in Datasette, whatever the file is called
+KINDS = "|".join(lookup.KIND_NAMES)
+PLATFORM_ARGS = {"errno": ("os", "arch"), "signal": ("arch",)}  # query string -> finder keyword
+MARK = ("\x02", "\x03")  # snippet markers: unambiguous, turned into <mark> after escaping
+_local = threading.local()
+
+
+def url_for(entry_id: str) -> str:
+    kind, name = entry_id.split(":", 1)
+    return f"/{kind}/{quote(name, safe='')}"
+
+
+def _conn(datasette) -> sqlite3.Connection:
+    """This thread's read-only connection (the routes' answers are cached, so few are opened)."""
+    path = datasette.get_database(DB).path
+    conns = getattr(_local, "conns", None) or {}
+    _local.conns = conns
+    if path not in conns:
+        conns[path] = lookup.connect(path)
+    return conns[path]
+
+
+# --- answers, computed once per server ---------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str]:
+    """(status, JSON text) for a lookup, shaped exactly as the CLI's --json."""
+    conn = lookup.connect(path)
+    try:
+        found = lookup.FINDERS[kind](conn, query, **dict(platform))
+        return 200, json.dumps(found.as_json(), ensure_ascii=False)
+    except lookup.NotFound as e:
+        return 404, json.dumps({"error": str(e), "suggestions": e.suggestions}, ensure_ascii=False)
+    except lookup.BadQuery as e:
+        return 400, json.dumps({"error": str(e)}, ensure_ascii=False)
+    finally:
+        conn.close()
+
+
+@lru_cache(maxsize=1024)
+def _page_extras(path: str, entry_id: str) -> dict:
+    """What an entry page shows beyond the JSON: rendered HTML and the traces that prove it."""
+    from . import diagrams
+
+    conn = lookup.connect(path)
+    try:
+        row = conn.execute("select body_html from entries where id = ?", (entry_id,)).fetchone()
+        sections = [dict(r) for r in conn.execute(
+            "select slug, title, html from sections where entry_id = ? order by position", (entry_id,))]
+        runs = []
+        for r in conn.execute(
+                "select distinct r.id, r.scenario, r.kernel, r.arch, r.time, r.status, r.trace "
+                "from verifications v join runs r on r.id = v.run_id "
+                "where v.entry_id = ? and v.level = 'reproduced' and r.trace is not null "
+                # the scenarios about this entry above all come first: those proving fewest entries
+                "order by (select count(*) from scenario_entries e where e.scenario = r.scenario), "
+                "r.scenario limit 12", (entry_id,)):
+            trace = json.loads(r["trace"])
+            runs.append({"scenario": r["scenario"], "kernel": r["kernel"], "arch": r["arch"],
+                         "time": r["time"], "status": r["status"],
+                         "ladder": Markup(diagrams.ladder(trace, r["scenario"])),
+                         "timeline": diagrams.timeline(trace)})
+        return {"body_html": Markup(row["body_html"]) if row else "", "sections": sections,
+                "runs": runs}
+    finally:
+        conn.close()
+
+
+def _platform(kind: str, request) -> tuple:
+    return tuple((f"{k}_" if k == "os" else k, request.args[k])
+                 for k in PLATFORM_ARGS.get(kind, ()) if request.args.get(k))
+
+
+async def _json(status: int, body: str) -> Response:
+    return Response(body, status=status, content_type="application/json; charset=utf-8",
+                    headers={"Access-Control-Allow-Origin": "*"})
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+async def entry_route(datasette, request):
+    kind, name, fmt = (request.url_vars["kind"], request.url_vars["name"],
+                       request.url_vars.get("format"))
+    path = datasette.get_database(DB).path
+    status, body = _answer(path, kind, name, _platform(kind, request))
+    if fmt:
+        return await _json(status, body)
+    answer = json.loads(body)
+    if status != 200:
+        return Response.html(await datasette.render_template(
+            "tcpkb_missing.html", {"kind": kind, "query": name, "answer": answer, "url_for": url_for},
+            request=request), status=status)
+    extras = _page_extras(path, answer["id"])
+    context = {"entry": answer, "extras": extras, "url_for": url_for, "db_name": DB,
+               "facts": _facts(answer), "json_url": request.path + ".json"
+               + (f"?{request.query_string}" if request.query_string else "")}
+    return Response.html(await datasette.render_template("tcpkb_entry.html", context, request=request))
+
+
+COMMON = {"id", "kind", "name", "title", "summary", "summary_zh", "aliases", "related", "linked_from",
+          "seen_as", "seen_as_deadline", "sections", "path", "verification", "query_notes", "also"}
+
+
+def _facts(entry: dict) -> list[tuple[str, str]]:
+    """The kind's own facts as (label, text) rows for the page's fact table."""
+    rows = []
+    for key, value in entry.items():
+        if key in COMMON or value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+        elif isinstance(value, list):
+            value = ", ".join(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((key.replace("_", " "), str(value)))
+    return rows
+
+
+async def kind_route(datasette, request):
+    kind = request.url_vars["kind"]
+    rows = await datasette.get_database(DB).execute(
+        "select id, name, title, summary from entries where kind = ? order by name", [kind])
+    entries = [dict(r) for r in rows]
+    if request.url_vars.get("format"):
+        return await _json(200, json.dumps(entries, ensure_ascii=False))
+    return Response.html(await datasette.render_template(
+        "tcpkb_kind.html", {"kind": kind, "entries": entries, "url_for": url_for}, request=request))
+
+
+async def search_route(datasette, request):
+    """`tcpkb search --json` over HTTP, and a results page whose hits link to entry pages."""
+    words, kind = request.args.get("q", ""), request.args.get("kind") or None
+    limit = request.args.get("limit", "20")
+    limit = min(int(limit), 500) if limit.isdigit() and int(limit) > 0 else 20
+
+    def run(conn):
+        try:
+            results = lookup.search(conn, words, kind, limit, mark=MARK)
+        except lookup.BadQuery as e:
+            return 400, {"error": str(e)}, []
+        if not results:
+            return 404, {"error": f"nothing matches {words!r}",
+                         "suggestions": lookup.suggest(conn, words)}, []
+        return 200, None, results
+
+    status, error, results = await datasette.get_database(DB).execute_fn(run)
+    if request.url_vars.get("format"):
+        if error:
+            return await _json(status, json.dumps(error, ensure_ascii=False))
+        plain = [{**r, "snippet": r["snippet"].replace(MARK[0], "[").replace(MARK[1], "]")}
+                 for r in results]
+        return await _json(200, json.dumps({"query": words, "results": plain}, ensure_ascii=False))
+    for r in results:
+        r["snippet_html"] = marked(r["snippet"])
+    if not words.strip():  # the empty search page is a form, not an error
+        status, error = 200, None
+    return Response.html(await datasette.render_template(
+        "tcpkb_search.html", {"q": words, "kind": kind or "", "results": results, "error": error,
+                              "kinds": lookup.KIND_NAMES, "url_for": url_for}, request=request),
+        status=status)
+
+
+async def explain_route(datasette, request):
+    """`tcpkb explain --json` over HTTP: ?text=<the error line>."""
+    from .explain import explained, public
+
+    text = request.args.get("text", "")
+    error = None if text.strip() else "give the error text as ?text="
+    matches = []
+    if not error:
+        matches = await datasette.get_database(DB).execute_fn(lambda conn: explained(conn, text))
+    if request.url_vars.get("format"):
+        if error:
+            return await _json(400, json.dumps({"error": error}))
+        return await _json(200, json.dumps(public(matches), ensure_ascii=False))
+    return Response.html(await datasette.render_template(
+        "tcpkb_explain.html", {"text": text, "matches": matches, "url_for": url_for},
+        request=request))
+
+
+async def home_route(datasette, request):
+    return Response.html(await datasette.render_template(
+        "tcpkb_index.html", {"db": DB, "description": Markup(datasette.metadata("description_html") or "")},
+        request=request))
+
+
+async def css_route(datasette, request):
+    return Response(stylesheet(), content_type="text/css; charset=utf-8",
+                    headers={"Cache-Control": "max-age=3600"})
+
+
+@lru_cache(maxsize=1)
+def stylesheet() -> str:
+    """tcpkb.css plus Pygments' token colours, light and dark, for the highlighted code blocks."""
+    from pathlib import Path
+
+    from pygments.formatters import HtmlFormatter
+
+    light = HtmlFormatter(style="default").get_style_defs(".highlight")
+    dark = HtmlFormatter(style="monokai").get_style_defs(".highlight")
+    own = (Path(__file__).parent / "templates" / "tcpkb.css").read_text()
+    return f"{own}\n{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+
+
+def marked(text: str) -> Markup:
+    """Escape a snippet, then turn its markers into <mark>: no text can become markup."""
+    return Markup(escape(text).replace(MARK[0], "<mark>").replace(MARK[1], "</mark>"))
+
+
+# --- hooks -------------------------------------------------------------------------------------
+
+@hookimpl
+def register_routes():
+    name = r"(?P<name>[^/]+?)(?P<format>\.json)?"
+    return [
+        (r"^/$", home_route),
+        (r"^/-/tcpkb\.css$", css_route),
+        (r"^/search(?P<format>\.json)?$", search_route),
+        (r"^/explain(?P<format>\.json)?$", explain_route),
+        (rf"^/(?P<kind>{KINDS})(?P<format>\.json)?$", kind_route),
+        (rf"^/(?P<kind>{KINDS})/{name}$", entry_route),
+    ]
+
+
+@hookimpl
+def asgi_wrapper():
+    """A read-only site takes GET and HEAD only: anything else is refused before Datasette
+    sees it (0.65 answers a POST to a table with a 500)."""
+    def wrap(app):
+        async def read_only(scope, receive, send):
+            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+                await send({"type": "http.response.start", "status": 405,
+                            "headers": [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"405: this site is read-only\n"})
+                return
+            await app(scope, receive, send)
+        return read_only
+    return wrap
+
+
+@hookimpl
+def extra_css_urls():
+    return ["/-/tcpkb.css"]
+
+
+@hookimpl
+def prepare_connection(conn, database, datasette):
+    """tcpkb_explain(text): explain's matches as JSON, for the `explain` canned query."""
+    if database != DB:
+        return
+
+    def tcpkb_explain(text):
+        from .explain import explain, public
+
+        if not text or not str(text).strip():
+            return json.dumps({"matches": []})
+        own = _conn(datasette)  # a second connection: the calling one is busy with the query
+        matches = [{**m, **own.execute("select title, summary from entries where id = ?",
+                                       (m["id"],)).fetchone()} for m in explain(own, str(text))]
+        return json.dumps(public(matches), ensure_ascii=False)
+
+    conn.create_function("tcpkb_explain", 1, tcpkb_explain, deterministic=True)
+
+
+@hookimpl
+def render_cell(value, column, table, database):
+    """Entry ids link to their pages; search snippets show their highlights, nothing else."""
+    if database != DB or not isinstance(value, str):
+        return None
+    if column in ("id", "entry_id", "src", "dst", "errno_id", "call_id", "from_state", "to_state") \
+            and ":" in value and value.split(":", 1)[0] in lookup.KIND_NAMES:
+        return Markup(f'<a href="{escape(url_for(value))}">{escape(value)}</a>')
+    if column == "snippet" and table is None:
+        return Markup(escape(value).replace("&lt;mark&gt;", "<mark>").replace("&lt;/mark&gt;", "</mark>"))
+    return None
