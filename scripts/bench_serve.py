@@ -85,10 +85,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 def pools(db: str) -> dict[str, list[str]]:
     """The same work for both servers: entry pages, JSON lookups, searches."""
+    from datasette.utils import tilde_encode
+
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         ids = [r[0] for r in conn.execute("select id from entries order by id")]
     own = lambda i: "/" + i.split(":", 1)[0] + "/" + quote(i.split(":", 1)[1], safe="")  # noqa: E731
-    row = lambda i: "/tcpkb/entries/" + quote(i, safe="")  # noqa: E731
+    row = lambda i: "/tcpkb/entries/" + tilde_encode(i)  # noqa: E731 (Datasette's row URLs)
     return {
         "tcpkb": [own(i) for i in ids] + [own(i) + ".json" for i in ids]
         + [f"/search.json?q={quote(w)}" for w in WORDS] * (len(ids) // len(WORDS)),
@@ -105,6 +107,7 @@ def drive(port: int, paths: list[str], clients: int, seconds: float, max_request
     lock = threading.Lock()
     state = {"next": 0, "errors": 0}
     latencies: list[tuple[int, float]] = []  # (request number, seconds)
+    by_kind: dict[str, list[float]] = {}
     stop_at = time.monotonic() + seconds
 
     def client() -> None:
@@ -130,6 +133,7 @@ def drive(port: int, paths: list[str], clients: int, seconds: float, max_request
                 took = time.perf_counter() - t0
                 with lock:
                     latencies.append((n, took))
+                    by_kind.setdefault(kind_of(path), []).append(took)
                     state["errors"] += not ok
         finally:
             conn.close()
@@ -144,7 +148,14 @@ def drive(port: int, paths: list[str], clients: int, seconds: float, max_request
     first = [s for n, s in latencies if n < len(order)]
     rest = [s for n, s in latencies if n >= len(order)]
     return {"requests": len(latencies), "errors": state["errors"], "rps": len(latencies) / wall,
-            "all": stats([s for _, s in latencies]), "first pass": stats(first), "warm": stats(rest)}
+            "all": stats([s for _, s in latencies]), "first pass": stats(first), "warm": stats(rest),
+            **{k: stats(v) for k, v in sorted(by_kind.items())}}
+
+
+def kind_of(path: str) -> str:
+    if "search" in path:
+        return "search"
+    return "json" if ".json" in path else "page"
 
 
 def stats(samples: list[float]) -> dict | None:
@@ -178,9 +189,8 @@ def main() -> int:
     print(f"{args.clients} clients, {args.seconds:g} s each, pool of {len(work['tcpkb'])} URLs")
     for name, r in results.items():
         print(f"{name:6} {r['requests']:6d} requests  {r['rps']:7.1f}/s  errors {r['errors']}")
-        for part in ("all", "first pass", "warm"):
-            s = r[part]
-            if s:
+        for part in ("all", "first pass", "warm", "page", "json", "search"):
+            if s := r.get(part):
                 print(f"       {part:10} n={s['n']:5d}  p50 {s['p50']:6.1f} ms  p95 {s['p95']:6.1f} ms"
                       f"  p99 {s['p99']:6.1f} ms")
     a, b = results["tcpkb"]["all"], results["plain"]["all"]

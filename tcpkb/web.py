@@ -59,31 +59,51 @@ def _answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str
         conn.close()
 
 
+INLINE_TRACES = 3  # an entry page draws this many traces; the rest are a link away
+
+
 @lru_cache(maxsize=1024)
 def _page_extras(path: str, entry_id: str) -> dict:
     """What an entry page shows beyond the JSON: rendered HTML and the traces that prove it."""
+    conn = lookup.connect(path)
+    try:
+        row = conn.execute("select body_html from entries where id = ?", (entry_id,)).fetchone()
+        names = [r[0] for r in conn.execute(
+            "select distinct r.scenario from verifications v join runs r on r.id = v.run_id "
+            "where v.entry_id = ? and v.level = 'reproduced' and r.trace is not null "
+            # the scenarios about this entry above all come first: those proving fewest entries
+            "order by (select count(*) from scenario_entries e where e.scenario = r.scenario), "
+            "r.scenario", (entry_id,))]
+        diagram = None
+        if entry_id.startswith("state:"):  # the state machine with this state and its edges lit
+            from .diagrams import state_diagram
+
+            transitions = [dict(r) for r in conn.execute("select * from transitions order by rowid")]
+            diagram = Markup(state_diagram(transitions, highlight=entry_id, href=url_for))
+        return {"body_html": Markup(row["body_html"]) if row else "", "diagram": diagram,
+                "runs": [r for n in names[:INLINE_TRACES] for r in _runs(path, n)],
+                "more_runs": names[INLINE_TRACES:]}
+    finally:
+        conn.close()
+
+
+@lru_cache(maxsize=512)
+def _runs(path: str, scenario: str) -> list[dict]:
+    """A scenario's runs (one per kernel), each drawn as a packet ladder and a timeline."""
     from . import diagrams
 
     conn = lookup.connect(path)
     try:
-        row = conn.execute("select body_html from entries where id = ?", (entry_id,)).fetchone()
-        sections = [dict(r) for r in conn.execute(
-            "select slug, title, html from sections where entry_id = ? order by position", (entry_id,))]
-        runs = []
-        for r in conn.execute(
-                "select distinct r.id, r.scenario, r.kernel, r.arch, r.time, r.status, r.trace "
-                "from verifications v join runs r on r.id = v.run_id "
-                "where v.entry_id = ? and v.level = 'reproduced' and r.trace is not null "
-                # the scenarios about this entry above all come first: those proving fewest entries
-                "order by (select count(*) from scenario_entries e where e.scenario = r.scenario), "
-                "r.scenario limit 12", (entry_id,)):
-            trace = json.loads(r["trace"])
-            runs.append({"scenario": r["scenario"], "kernel": r["kernel"], "arch": r["arch"],
-                         "time": r["time"], "status": r["status"],
-                         "ladder": Markup(diagrams.ladder(trace, r["scenario"])),
-                         "timeline": diagrams.timeline(trace)})
-        return {"body_html": Markup(row["body_html"]) if row else "", "sections": sections,
-                "runs": runs}
+        out = []
+        for r in conn.execute("select scenario, kernel, arch, time, status, duration_ms, trace "
+                              "from runs where scenario = ? order by kernel, arch", (scenario,)):
+            trace = json.loads(r["trace"]) if r["trace"] else {}
+            out.append({**{k: r[k] for k in ("scenario", "kernel", "arch", "time", "status",
+                                              "duration_ms")},
+                        "ladder": Markup(diagrams.ladder(trace, r["scenario"])),
+                        "timeline": diagrams.timeline(trace),
+                        "counters": trace.get("counters") or {}})
+        return out
     finally:
         conn.close()
 
@@ -100,6 +120,22 @@ async def _json(status: int, body: str) -> Response:
 
 # --- routes ------------------------------------------------------------------------------------
 
+_pages: dict[tuple, bytes] = {}  # (db file, path, query) -> rendered HTML; the db never changes
+MAX_PAGES = 2048
+
+
+async def cached_html(datasette, request, render) -> Response:
+    """The page for this URL, rendered once: the database is immutable and the pages hold
+    nothing per visitor."""
+    key = (datasette.get_database(DB).path, request.path, request.query_string)
+    body = _pages.get(key)
+    if body is None:
+        body = (await render()).encode()
+        if len(_pages) < MAX_PAGES:
+            _pages[key] = body
+    return Response(body, content_type="text/html; charset=utf-8")
+
+
 async def entry_route(datasette, request):
     kind, name, fmt = (request.url_vars["kind"], request.url_vars["name"],
                        request.url_vars.get("format"))
@@ -112,14 +148,45 @@ async def entry_route(datasette, request):
         return Response.html(await datasette.render_template(
             "tcpkb_missing.html", {"kind": kind, "query": name, "answer": answer, "url_for": url_for},
             request=request), status=status)
-    extras = _page_extras(path, answer["id"])
-    context = {"entry": answer, "extras": extras, "url_for": url_for, "db_name": DB,
-               "facts": _facts(answer), "json_url": request.path + ".json"
+    # a flag combination (S., SYN+ACK) is an answer without a note of its own: it names flags
+    extras = (_page_extras(path, answer["id"]) if answer.get("id") else
+              {"body_html": "", "diagram": None, "runs": [], "more_runs": []})
+    context = {"entry": answer, "extras": extras, "url_for": url_for,
+               "db_name": DB, "facts": _facts(answer), "json_url": request.path + ".json"
                + (f"?{request.query_string}" if request.query_string else "")}
-    return Response.html(await datasette.render_template("tcpkb_entry.html", context, request=request))
+    return await cached_html(datasette, request, lambda: datasette.render_template(
+        "tcpkb_entry.html", context, request=request))
 
 
-COMMON = {"id", "kind", "name", "title", "summary", "summary_zh", "aliases", "related", "linked_from",
+async def scenario_route(datasette, request):
+    """One scenario: its claim, the entries it proves, and the trace of each run."""
+    name, fmt = request.url_vars["name"], request.url_vars.get("format")
+    db = datasette.get_database(DB)
+    rows = await db.execute("select name, module, level, claim, needs, timeout_s from scenarios "
+                            "where name = ?", [name])
+    if not rows:
+        error = {"error": f"no scenario {name!r}", "suggestions": []}
+        if fmt:
+            return await _json(404, json.dumps(error))
+        return Response.html(await datasette.render_template(
+            "tcpkb_missing.html", {"kind": "scenario", "query": name, "answer": error,
+                                   "url_for": url_for}, request=request), status=404)
+    scenario = dict(rows.first())
+    scenario["proves"] = [dict(r) for r in await db.execute(
+        "select entry_id, verdict from scenario_entries where scenario = ? order by rowid", [name])]
+    if fmt:  # the recorded runs as they are stored, traces included
+        runs = await db.execute("select kernel, arch, time, status, reason, duration_ms, trace "
+                                "from runs where scenario = ? order by kernel, arch", [name])
+        scenario["runs"] = [{**dict(r), "trace": json.loads(r["trace"]) if r["trace"] else None}
+                            for r in runs]
+        return await _json(200, json.dumps(scenario, ensure_ascii=False))
+    path = db.path
+    return await cached_html(datasette, request, lambda: datasette.render_template(
+        "tcpkb_scenario.html", {"scenario": scenario, "runs": _runs(path, name), "url_for": url_for},
+        request=request))
+
+
+COMMON = {"id", "kind", "name", "title", "summary", "summary_zh", "aliases", "related", "linked_from", "flags",
           "seen_as", "seen_as_deadline", "sections", "path", "verification", "query_notes", "also"}
 
 
@@ -242,6 +309,7 @@ def register_routes():
         (r"^/explain(?P<format>\.json)?$", explain_route),
         (rf"^/(?P<kind>{KINDS})(?P<format>\.json)?$", kind_route),
         (rf"^/(?P<kind>{KINDS})/{name}$", entry_route),
+        (rf"^/scenario/{name}$", scenario_route),
     ]
 
 

@@ -204,6 +204,24 @@ def test_an_entry_page_shows_the_note_its_links_and_its_proof(web, conn):
     assert zh in page
 
 
+def test_a_state_page_draws_the_state_machine_with_the_state_lit(web):
+    page = web.html("/state/TIME_WAIT")
+    figure = re.search(r'<figure class="state-diagram">(.*?)</figure>', page, re.S).group(1)
+    assert 'class="st hl"' in figure and 'href="/state/CLOSE_WAIT"' in figure
+
+
+def test_scenario_pages_show_each_run(web, conn):
+    name = "second_write_after_peer_close_fails_with_epipe"
+    page = web.html(f"/scenario/{name}")
+    assert '<a href="/errno/EPIPE">errno:EPIPE</a>' in page and "<svg" in page
+    data = web.json(f"/scenario/{name}.json")
+    assert data["runs"][0]["trace"]["packets"] and {"entry_id": "errno:EPIPE", "verdict": None} in data["proves"]
+    assert web.json("/scenario/nope.json", 404)["error"] == "no scenario 'nope'"
+    web.html("/scenario/nope", 404)
+    for (scenario,) in conn.execute("select name from scenarios"):  # every one renders
+        web.html(f"/scenario/{quote(scenario)}")
+
+
 def test_kind_pages_list_every_entry(web, conn):
     for kind in lookup.KIND_NAMES:
         page = web.html(f"/{kind}")
