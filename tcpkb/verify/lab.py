@@ -618,10 +618,10 @@ class Lab:
         for s in self.sockets:  # a connected socket is named by its four-tuple
             if s.local and s.remote and tuple(s.local) == address and tuple(s.remote) == other:
                 return s.name
-        for s in self.sockets:  # then a listener or a socket that is only bound
-            if s.local and tuple(s.local) == address:
-                return s.name
-        return _addr(address)
+        # then a listener or a socket that is only bound; when several share the address
+        # (SO_REUSEPORT) the packet does not say which one, and the label must not guess
+        bound = [s.name for s in self.sockets if s.local and tuple(s.local) == address]
+        return bound[0] if len(bound) == 1 else _addr(address)
 
     def _labelled(self) -> list[dict]:
         peer_ip = self.peer.address if self.peer else None
