@@ -302,7 +302,8 @@ def test_interrupted_run_leaves_no_process_namespace_or_device(tmp_path, how):
 
 
 def test_without_root_tun_scenarios_skip_with_a_reason():
-    """As an unprivileged user a scenario needing /dev/net/tun is skipped, never failed."""
+    """As an unprivileged user a scenario needing /dev/net/tun runs in a user namespace where the
+    system allows TUN devices there, and is skipped with the reason where it does not; never failed."""
     scenarios = all_scenarios()
     tun = next(s for s in scenarios.values() if "tun" in s.needs)
     r, w = os.pipe()
@@ -321,7 +322,8 @@ def test_without_root_tun_scenarios_skip_with_a_reason():
     with os.fdopen(r) as f:
         status, reason = json.loads(f.read() or '["none", ""]')
     os.waitpid(pid, 0)
-    assert status == "skipped" and ("tun" in reason.lower() or "namespace" in reason)
+    assert status == "passed" or (status == "skipped" and ("tun" in reason.lower() or "namespace" in reason)), \
+        (status, reason)
 
 
 def test_a_users_run_on_the_shipped_kernel_replaces_the_shipped_result(tmp_path, monkeypatch):

@@ -620,7 +620,7 @@ class Lab:
                 return s.name
         # then a listener or a socket that is only bound; when several share the address
         # (SO_REUSEPORT) the packet does not say which one, and the label must not guess
-        bound = [s.name for s in self.sockets if s.local and tuple(s.local) == address]
+        bound = [s.name for s in self.sockets if s.local and not s.remote and tuple(s.local) == address]
         return bound[0] if len(bound) == 1 else _addr(address)
 
     def _labelled(self) -> list[dict]:
