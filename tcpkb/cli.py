@@ -260,7 +260,7 @@ def serve(
 
 @app.command()
 def site(
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the site (default: site/_build/)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the site (default: site/_build/ in a checkout, ./tcpkb-site when installed)."),
 ) -> None:
     """Build the static docs site: a page per entry, the state diagram, packet ladders, offline search."""
     from .site import main as run_site

@@ -284,12 +284,10 @@ def stylesheet() -> str:
     """tcpkb.css plus Pygments' token colours, light and dark, for the highlighted code blocks."""
     from pathlib import Path
 
-    from pygments.formatters import HtmlFormatter
+    from .site import pygments_css  # the static site's colours, so both faces show code alike
 
-    light = HtmlFormatter(style="default").get_style_defs(".highlight")
-    dark = HtmlFormatter(style="monokai").get_style_defs(".highlight")
     own = (Path(__file__).parent / "templates" / "tcpkb.css").read_text()
-    return f"{own}\n{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+    return f"{own}\n{pygments_css()}"
 
 
 def marked(text: str) -> Markup:

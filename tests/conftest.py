@@ -24,6 +24,17 @@ def kb_db(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def db(kb_db):
+    """A read-only connection to the session's database, rows by column name."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{kb_db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    yield conn
+    conn.close()
+
+
 @pytest.fixture
 def base_kb(tmp_path) -> Path:
     """A copy of the small valid knowledge base the lint fixtures start from."""

@@ -6,7 +6,6 @@ import copy
 import html
 import json
 import re
-import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -28,12 +27,6 @@ BIG_RUN = "reuseport_listeners_share_connections"
 
 # -- fixtures and helpers ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def db(kb_db):
-    conn = sqlite3.connect(kb_db)
-    conn.row_factory = sqlite3.Row
-    yield conn
-    conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,14 @@ def test_ci_runs_the_readme_test_command():
 def test_tour_command_runs(command, kb_db, tmp_path, monkeypatch):
     argv = shlex.split(command)[1:]
     if argv[0] == "serve":
-        pytest.skip("a server runs until stopped: test_serve_readme starts it and runs the README's curl lines")
+        pytest.skip("a server runs until stopped: tests/test_serve.py starts it and runs the README's curl lines")
     # `tcpkb build` and a verify run must not touch the checkout's database or results.
     writes = argv[0] == "build" or (argv[0] == "verify" and not {"--coverage", "--list"} & set(argv))
     monkeypatch.setenv("TCPKB_DB", str(tmp_path / "t.db") if writes else str(kb_db))
     if writes:
         monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path / "results"))
+    if argv[0] == "site":  # as shown, but into a temporary directory instead of site/_build/
+        monkeypatch.setattr("tcpkb.site.default_out", lambda: tmp_path / "site")
     result = CliRunner().invoke(app, argv)
     # `sysctl --diff` and `doctor` exit 1 when they found something, as documented
     findings = "--diff" in argv or argv[0] == "doctor"

@@ -51,3 +51,35 @@ def test_first_use_builds_a_cache_keyed_by_content(unpacked_wheel, tmp_path):
     third = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0 and "built" in third.stderr
     assert [p.name for p in (tmp_path / "cache" / "tcpkb").glob("tcpkb-*.db")] != [db.name]
+
+
+def test_wheel_ships_the_web_faces(unpacked_wheel, tmp_path):
+    """The templates, assets and layout travel in the wheel; both faces work from it."""
+    site, names = unpacked_wheel
+    for shipped in ("tcpkb/metadata.yaml", "tcpkb/templates/tcpkb_entry.html", "tcpkb/templates/tcpkb.css",
+                    "tcpkb/site/templates/entry.html", "tcpkb/site/assets/site.css",
+                    "tcpkb/site/layout/states.json"):
+        assert shipped in names
+    assert not any(n.startswith("tcpkb/site/_build") for n in names)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TCPKB_")}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONSAFEPATH="1")
+    script = """
+import asyncio, sys
+from tcpkb.paths import ensure_db, site_dir
+from tcpkb.serve import make_datasette
+from tcpkb.site import build_site
+assert site_dir().startswith(sys.argv[1]), site_dir()
+db = ensure_db()
+print(build_site(db, sys.argv[2], search=False)["entries"])
+ds = make_datasette(db)
+async def page():
+    await ds.invoke_startup()
+    return (await ds.client.get("/errno/104")).text
+print("ECONNRESET" in asyncio.run(page()))
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(site), str(tmp_path / "out")], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    entries, found = done.stdout.split()
+    assert int(entries) > 300 and found == "True"
+    assert (tmp_path / "out" / "errno" / "ECONNRESET" / "index.html").is_file()

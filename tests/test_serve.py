@@ -49,24 +49,18 @@ def web(kb_db):
     client.loop.close()
 
 
-@pytest.fixture(scope="module")
-def conn(kb_db):
-    with lookup.connect(str(kb_db)) as c:
-        yield c
-
-
 # --- metadata ------------------------------------------------------------------------------------
 
-def test_every_table_and_column_has_a_description(conn):
+def test_every_table_and_column_has_a_description(db):
     tables = metadata()["databases"]["tcpkb"]["tables"]
-    names = [r[0] for r in conn.execute(
+    names = [r[0] for r in db.execute(
         "select name from sqlite_master where type = 'table' and name not like 'search_fts%'")]
     missing = []
     for t in names:
         described = tables.get(t, {})
         if not described.get("description"):
             missing.append(t)
-        for (col,) in [(r[1],) for r in conn.execute(f"pragma table_info([{t}])")]:
+        for (col,) in [(r[1],) for r in db.execute(f"pragma table_info([{t}])")]:
             if not described.get("columns", {}).get(col):
                 missing.append(f"{t}.{col}")
     assert not missing, f"no description in tcpkb/metadata.yaml for: {missing}"
@@ -183,8 +177,8 @@ def test_a_bad_platform_is_a_bad_request(web):
     assert "unknown platform" in web.json("/errno/104.json?os=plan9", 400)["error"]
 
 
-def test_every_entry_has_a_page_and_a_json_twin(web, conn):
-    ids = [r[0] for r in conn.execute("select id from entries order by id")]
+def test_every_entry_has_a_page_and_a_json_twin(web, db):
+    ids = [r[0] for r in db.execute("select id from entries order by id")]
     for entry_id in ids:
         kind, name = entry_id.split(":", 1)
         got = web.json(f"/{kind}/{quote(name, safe='')}.json")
@@ -193,14 +187,14 @@ def test_every_entry_has_a_page_and_a_json_twin(web, conn):
         assert 'lang="zh-Hans"' in page and 'id="verification"' in page
 
 
-def test_an_entry_page_shows_the_note_its_links_and_its_proof(web, conn):
+def test_an_entry_page_shows_the_note_its_links_and_its_proof(web, db):
     page = web.html("/errno/EPIPE")
-    body = conn.execute("select body_html from entries where id = 'errno:EPIPE'").fetchone()[0]
+    body = db.execute("select body_html from entries where id = 'errno:EPIPE'").fetchone()[0]
     assert body in page  # the build's HTML, not re-rendered
     assert 'href="/signal/SIGPIPE"' in page
     assert "second_write_after_peer_close_fails_with_epipe" in page
     assert "<svg" in page and "EPIPE" in page  # a packet ladder of a run that proves it
-    zh = conn.execute("select summary_zh from entries where id = 'errno:EPIPE'").fetchone()[0]
+    zh = db.execute("select summary_zh from entries where id = 'errno:EPIPE'").fetchone()[0]
     assert zh in page
 
 
@@ -210,7 +204,7 @@ def test_a_state_page_draws_the_state_machine_with_the_state_lit(web):
     assert 'class="st hl"' in figure and 'href="/state/CLOSE_WAIT"' in figure
 
 
-def test_scenario_pages_show_each_run(web, conn):
+def test_scenario_pages_show_each_run(web, db):
     name = "second_write_after_peer_close_fails_with_epipe"
     page = web.html(f"/scenario/{name}")
     assert '<a href="/errno/EPIPE">errno:EPIPE</a>' in page and "<svg" in page
@@ -218,15 +212,15 @@ def test_scenario_pages_show_each_run(web, conn):
     assert data["runs"][0]["trace"]["packets"] and {"entry_id": "errno:EPIPE", "verdict": None} in data["proves"]
     assert web.json("/scenario/nope.json", 404)["error"] == "no scenario 'nope'"
     web.html("/scenario/nope", 404)
-    for (scenario,) in conn.execute("select name from scenarios"):  # every one renders
+    for (scenario,) in db.execute("select name from scenarios"):  # every one renders
         web.html(f"/scenario/{quote(scenario)}")
 
 
-def test_kind_pages_list_every_entry(web, conn):
+def test_kind_pages_list_every_entry(web, db):
     for kind in lookup.KIND_NAMES:
         page = web.html(f"/{kind}")
         rows = web.json(f"/{kind}.json")
-        n = conn.execute("select count(*) from entries where kind = ?", (kind,)).fetchone()[0]
+        n = db.execute("select count(*) from entries where kind = ?", (kind,)).fetchone()[0]
         assert len(rows) == n and page.count('<tr><td><a href="/') == n
 
 
@@ -243,9 +237,9 @@ def test_search_and_explain_routes(web, cli):
     assert web.json("/explain.json?text=", 400)["error"]
 
 
-def test_home_page_counts_come_from_the_database(web, conn):
+def test_home_page_counts_come_from_the_database(web, db):
     page = web.html("/")
-    n = conn.execute("select count(*) from entries where kind = 'sysctl'").fetchone()[0]
+    n = db.execute("select count(*) from entries where kind = 'sysctl'").fetchone()[0]
     assert re.search(rf'<a href="/sysctl">sysctl</a> <span class="count">{n}</span>', page)
     assert 'action="/search"' in page
 
