@@ -6,9 +6,10 @@ Starts two servers on free loopback ports, each a child process:
 then drives each with CLIENTS concurrent clients (threads with keep-alive connections), each
 sending requests back to back, for a bounded time and count. The mix is the same kind of work
 on both: a third entry pages (tcpkb's /errno/ECONNRESET, plain's row page), a third JSON lookups
-(/errno/104.json against the row's .json), a third full-text searches. Every entry and every
-search word is in the pool, so caches start cold; the first pass and the rest are reported
-apart. Prints p50/p95/p99 per server and the ratios.
+(/errno/104.json against the row's .json), a third full-text searches (25 common words and
+every entry's title). Every URL is in the pool once, shuffled, so caches start cold: the first
+pass through the pool and the rest are reported apart. Prints p50/p95/p99 per server, per kind
+of request, and the ratios.
 
     python scripts/bench_serve.py [--clients 20] [--seconds 10] [--max-requests 20000]
 
@@ -89,13 +90,15 @@ def pools(db: str) -> dict[str, list[str]]:
 
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         ids = [r[0] for r in conn.execute("select id from entries order by id")]
+        # searches as people type them: the fixed words, then each entry's title
+        words = WORDS + sorted({r[0] for r in conn.execute("select title from entries")})
     own = lambda i: "/" + i.split(":", 1)[0] + "/" + quote(i.split(":", 1)[1], safe="")  # noqa: E731
     row = lambda i: "/tcpkb/entries/" + tilde_encode(i)  # noqa: E731 (Datasette's row URLs)
     return {
         "tcpkb": [own(i) for i in ids] + [own(i) + ".json" for i in ids]
-        + [f"/search.json?q={quote(w)}" for w in WORDS] * (len(ids) // len(WORDS)),
+        + [f"/search.json?q={quote(w)}" for w in words],
         "plain": [row(i) for i in ids] + [row(i) + ".json" for i in ids]
-        + [f"/tcpkb/search.json?_search={quote(w)}" for w in WORDS] * (len(ids) // len(WORDS)),
+        + [f"/tcpkb/search.json?_search={quote(w)}" for w in words],
     }
 
 

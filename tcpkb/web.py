@@ -108,6 +108,23 @@ def _runs(path: str, scenario: str) -> list[dict]:
         conn.close()
 
 
+@lru_cache(maxsize=4096)
+def _search(path: str, words: str, kind: str | None, limit: int) -> tuple[int, dict | None, tuple]:
+    """(status, error, results) of `tcpkb search`, computed once per query."""
+    conn = lookup.connect(path)
+    try:
+        results = lookup.search(conn, words, kind, limit, mark=MARK)
+    except lookup.BadQuery as e:
+        return 400, {"error": str(e)}, ()
+    else:
+        if not results:
+            return 404, {"error": f"nothing matches {words!r}",
+                         "suggestions": lookup.suggest(conn, words)}, ()
+        return 200, None, tuple(results)
+    finally:
+        conn.close()
+
+
 def _platform(kind: str, request) -> tuple:
     return tuple((f"{k}_" if k == "os" else k, request.args[k])
                  for k in PLATFORM_ARGS.get(kind, ()) if request.args.get(k))
@@ -120,14 +137,15 @@ async def _json(status: int, body: str) -> Response:
 
 # --- routes ------------------------------------------------------------------------------------
 
-_pages: dict[tuple, bytes] = {}  # (db file, path, query) -> rendered HTML; the db never changes
-MAX_PAGES = 2048
+_pages: dict[tuple, bytes] = {}  # (db file, path, what the page depends on) -> rendered HTML
+MAX_PAGES = 2048  # about 60 KB each: the cache stays under 150 MB whatever visitors ask
 
 
-async def cached_html(datasette, request, render) -> Response:
+async def cached_html(datasette, request, render, depends: tuple = ()) -> Response:
     """The page for this URL, rendered once: the database is immutable and the pages hold
-    nothing per visitor."""
-    key = (datasette.get_database(DB).path, request.path, request.query_string)
+    nothing per visitor. Only `depends` of the query string counts, so made-up parameters
+    cannot fill the cache."""
+    key = (datasette.get_database(DB).path, request.path, depends)
     body = _pages.get(key)
     if body is None:
         body = (await render()).encode()
@@ -151,11 +169,12 @@ async def entry_route(datasette, request):
     # a flag combination (S., SYN+ACK) is an answer without a note of its own: it names flags
     extras = (_page_extras(path, answer["id"]) if answer.get("id") else
               {"body_html": "", "diagram": None, "runs": [], "more_runs": []})
-    context = {"entry": answer, "extras": extras, "url_for": url_for,
-               "db_name": DB, "facts": _facts(answer), "json_url": request.path + ".json"
-               + (f"?{request.query_string}" if request.query_string else "")}
+    platform = _platform(kind, request)
+    query = "&".join(f"{k.rstrip('_')}={quote(v)}" for k, v in platform)
+    context = {"entry": answer, "extras": extras, "url_for": url_for, "db_name": DB,
+               "facts": _facts(answer), "json_url": request.path + ".json" + (f"?{query}" if query else "")}
     return await cached_html(datasette, request, lambda: datasette.render_template(
-        "tcpkb_entry.html", context, request=request))
+        "tcpkb_entry.html", context, request=request), platform)
 
 
 async def scenario_route(datasette, request):
@@ -223,17 +242,8 @@ async def search_route(datasette, request):
     limit = request.args.get("limit", "20")
     limit = min(int(limit), 500) if limit.isdigit() and int(limit) > 0 else 20
 
-    def run(conn):
-        try:
-            results = lookup.search(conn, words, kind, limit, mark=MARK)
-        except lookup.BadQuery as e:
-            return 400, {"error": str(e)}, []
-        if not results:
-            return 404, {"error": f"nothing matches {words!r}",
-                         "suggestions": lookup.suggest(conn, words)}, []
-        return 200, None, results
-
-    status, error, results = await datasette.get_database(DB).execute_fn(run)
+    status, error, results = _search(datasette.get_database(DB).path, words, kind, limit)
+    results = [dict(r) for r in results]  # the cached answer is shared: copy before adding to it
     if request.url_vars.get("format"):
         if error:
             return await _json(status, json.dumps(error, ensure_ascii=False))

@@ -173,6 +173,17 @@ def test_misses_answer_as_the_cli_does(web, cli, path, args, status):
         assert f'href="{"/" + s.replace(":", "/", 1)}"' in page
 
 
+def test_made_up_parameters_neither_change_nor_fill_the_page_cache(web):
+    from tcpkb import web as plugin
+
+    first = web.html("/errno/54?os=darwin")
+    before = len(plugin._pages)
+    for i in range(20):
+        assert web.html(f"/errno/54?os=darwin&junk={i}") == first
+    assert len(plugin._pages) == before
+    assert 'href="/errno/54.json?os=darwin"' in first
+
+
 def test_a_bad_platform_is_a_bad_request(web):
     assert "unknown platform" in web.json("/errno/104.json?os=plan9", 400)["error"]
 
