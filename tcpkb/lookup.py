@@ -118,6 +118,27 @@ def verification(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
     return out
 
 
+def proving_scenarios(conn: sqlite3.Connection, entry_id: str) -> list[str]:
+    """The scenarios that reproduced an entry, those most about it first: runs that captured
+    packets, then where the entry stands in the scenario's list (claims aside), then the
+    scenarios proving fewest entries. Both web faces draw the first few."""
+    rows = conn.execute("""
+        with mine as (select distinct scenario from verifications
+                      where entry_id = :id and level = 'reproduced' and ok),
+        listed as (select scenario, entry_id, rowid as n from scenario_entries
+                   where scenario in (select scenario from mine)
+                     and (entry_id = :id or entry_id not like 'claim:%'))
+        select m.scenario,
+          (select max(coalesce(json_array_length(r.trace, '$.packets'), 0)) from runs r
+            where r.scenario = m.scenario) as packets,
+          (select count(*) from listed l where l.scenario = m.scenario and l.n <
+            (select min(n) from listed x where x.scenario = m.scenario and x.entry_id = :id)) as place,
+          (select count(*) from listed l where l.scenario = m.scenario) as size
+        from mine m""", {"id": entry_id}).fetchall()
+    rows.sort(key=lambda r: (not r["packets"], r["place"], r["size"], r["scenario"]))
+    return [r["scenario"] for r in rows]
+
+
 def _facts(conn: sqlite3.Connection, kind: str, entry_id: str) -> dict:
     if kind == "errno":
         r = conn.execute("select * from errno where id = ?", (entry_id,)).fetchone()

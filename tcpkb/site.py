@@ -91,6 +91,7 @@ class SiteData:
     transitions: list[dict]
     meta: dict[str, str]
     kernels: list[str]                      # "6.18.44-fc-v669 x86_64" for each machine that ran scenarios
+    proofs: dict[str, list[str]]            # id -> reproducing scenarios, most about it first
 
 
 def load(conn: sqlite3.Connection) -> SiteData:
@@ -117,7 +118,8 @@ def load(conn: sqlite3.Connection) -> SiteData:
     meta = {r["key"]: r["value"] for r in conn.execute("select key, value from meta")}
     kernels = [f"{r[0]} {r[1]}" for r in conn.execute(
         "select distinct kernel, arch from runs order by kernel, arch")]
-    return SiteData(entries, order, sections, scenarios, transitions, meta, kernels)
+    proofs = {i: lookup.proving_scenarios(conn, i) for i in entries}
+    return SiteData(entries, order, sections, scenarios, transitions, meta, kernels, proofs)
 
 
 def packet_count(run: dict | None) -> int:
@@ -313,20 +315,6 @@ def ladder_for(scenario: dict, cache: dict) -> dict | None:
     return cache[name]
 
 
-def entry_scenarios(e: dict, data: SiteData) -> list[str]:
-    """The reproduced scenarios that prove an entry, those about it first: ones with packets, then
-    by where the entry sits in the scenario's own list (claims aside), then the fewest entries."""
-    names = {v["scenario"] for v in e["verification"] if v["level"] == "reproduced"} & data.scenarios.keys()
-
-    def rank(name: str):
-        scenario = data.scenarios[name]
-        ids = [p["id"] for p in scenario["entries"] if p["id"] == e["id"] or not p["id"].startswith("claim:")]
-        where = ids.index(e["id"]) if e["id"] in ids else len(ids)
-        return (packet_count(newest_run(scenario)) == 0, where, len(ids), name)
-
-    return sorted(names, key=rank)
-
-
 def build_site(db_path: str | os.PathLike, out_dir: str | os.PathLike, search: bool = True) -> dict:
     """Build the whole site from the database at db_path into out_dir (replaced whole).
 
@@ -421,7 +409,8 @@ def write_pages(db_path: str | os.PathLike, out: Path) -> dict:
         for entry_id in data.order.get(kind, []):
             e = known[entry_id]
             path = entry_path(entry_id)
-            drawn = [ladder_for(data.scenarios[n], ladders) for n in entry_scenarios(e, data)]
+            drawn = [ladder_for(data.scenarios[n], ladders) for n in data.proofs[entry_id]
+                     if n in data.scenarios]
             shown = [d for d in drawn if d and d["packets"]]
             extra = {"diagram": None, "incoming": []}
             if kind == "state":

@@ -68,12 +68,7 @@ def _page_extras(path: str, entry_id: str) -> dict:
     conn = lookup.connect(path)
     try:
         row = conn.execute("select body_html from entries where id = ?", (entry_id,)).fetchone()
-        names = [r[0] for r in conn.execute(
-            "select distinct r.scenario from verifications v join runs r on r.id = v.run_id "
-            "where v.entry_id = ? and v.level = 'reproduced' and r.trace is not null "
-            # the scenarios about this entry above all come first: those proving fewest entries
-            "order by (select count(*) from scenario_entries e where e.scenario = r.scenario), "
-            "r.scenario", (entry_id,))]
+        names = lookup.proving_scenarios(conn, entry_id)
         diagram = None
         if entry_id.startswith("state:"):  # the state machine with this state and its edges lit
             from .diagrams import state_diagram
