@@ -8,8 +8,6 @@ never changes while the server runs and is cached in memory after the first requ
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from functools import lru_cache
 from html import escape
 from urllib.parse import quote
@@ -24,22 +22,11 @@ DB = "tcpkb"  # the database's name in Datasette, whatever the file is called
 KINDS = "|".join(lookup.KIND_NAMES)
 PLATFORM_ARGS = {"errno": ("os", "arch"), "signal": ("arch",)}  # query string -> finder keyword
 MARK = ("\x02", "\x03")  # snippet markers: unambiguous, turned into <mark> after escaping
-_local = threading.local()
 
 
 def url_for(entry_id: str) -> str:
     kind, name = entry_id.split(":", 1)
     return f"/{kind}/{quote(name, safe='')}"
-
-
-def _conn(datasette) -> sqlite3.Connection:
-    """This thread's read-only connection (the routes' answers are cached, so few are opened)."""
-    path = datasette.get_database(DB).path
-    conns = getattr(_local, "conns", None) or {}
-    _local.conns = conns
-    if path not in conns:
-        conns[path] = lookup.connect(path)
-    return conns[path]
 
 
 # --- answers, computed once per server ---------------------------------------------------------
@@ -343,15 +330,18 @@ def prepare_connection(conn, database, datasette):
     if database != DB:
         return
 
+    path = datasette.get_database(DB).path
+
     def tcpkb_explain(text):
-        from .explain import explain, public
+        from .explain import explained, public
 
         if not text or not str(text).strip():
             return json.dumps({"matches": []})
-        own = _conn(datasette)  # a second connection: the calling one is busy with the query
-        matches = [{**m, **own.execute("select title, summary from entries where id = ?",
-                                       (m["id"],)).fetchone()} for m in explain(own, str(text))]
-        return json.dumps(public(matches), ensure_ascii=False)
+        own = lookup.connect(path)  # a second connection: the calling one is busy with the query
+        try:
+            return json.dumps(public(explained(own, str(text))), ensure_ascii=False)
+        finally:
+            own.close()
 
     conn.create_function("tcpkb_explain", 1, tcpkb_explain, deterministic=True)
 
