@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from . import lookup, output
+from .present import terminal as output
+from .query import lookup
 
 if TYPE_CHECKING:  # typing's runtime import is not free on the lookup path
     from collections.abc import Callable
@@ -18,8 +19,6 @@ if TYPE_CHECKING:  # typing's runtime import is not free on the lookup path
 def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> int:
     """Call action(conn) on the database; turn every expected failure into a message and a status."""
     try:
-        from .paths import ensure_db
-
         with lookup.connect(ensure_db()) as conn:
             action(conn)
         return 0
@@ -35,7 +34,7 @@ def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> 
         output.fail(f"cannot read the database: {e}; run `tcpkb build`")
         return 1
     except Exception as e:  # a first-use build that met a broken note
-        from .build import BuildError
+        from .build.database import BuildError
 
         if not isinstance(e, BuildError):
             raise
@@ -50,10 +49,9 @@ def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **pl
     """Look up one entry of a kind (or any kind, for `show`) and print it."""
     if kind == "sysctl":  # a knob's answer carries this machine's live value
         return sysctl(query, as_json, brief)
-    finder = lookup.show if kind == "show" else lookup.FINDERS[kind]
 
     def action(conn: sqlite3.Connection) -> None:
-        found = finder(conn, query, **platform)
+        found = (lookup.show(conn, query) if kind == "show" else lookup.find(conn, kind, query, **platform))
         if as_json:
             output.print_json(found.as_json())
         else:
@@ -65,9 +63,9 @@ def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **pl
 def sysctl(query: str, as_json: bool = False, brief: bool = False) -> int:
     """A knob's entry with this machine's live value beside its default."""
     def action(conn: sqlite3.Connection) -> None:
-        from .live import with_live
+        from .machine.live import with_live
 
-        found = lookup.find_sysctl(conn, query)
+        found = lookup.find(conn, "sysctl", query)
         found.entry = with_live(found.entry)
         if as_json:
             output.print_json(found.as_json())
@@ -82,7 +80,7 @@ def sysctl_diff(as_json: bool = False) -> int:
     report: dict = {}
 
     def action(conn: sqlite3.Connection) -> None:
-        from .live import diff
+        from .machine.live import diff
 
         report.update(diff(conn))
         output.print_json(report) if as_json else output.print_diff(report)
@@ -107,7 +105,7 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     matched: list = []
 
     def action(conn: sqlite3.Connection) -> None:
-        from .explain import explained, public
+        from .query.explain import explained, public
 
         matched.extend(explained(conn, text, limit))
         if as_json:
@@ -118,3 +116,31 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
             raise lookup.NotFound("no entry matches this text: it does not look like a socket error")
 
     return run(action, as_json)
+
+
+def ensure_db() -> str:
+    """Return a built database, building it first (notes and the shipped proof) if there is none."""
+    import os
+    import sys
+
+    from . import paths
+
+    path = paths.db_path()
+    if os.path.exists(path):
+        if paths.checkout_root() and not os.environ.get("TCPKB_DB"):
+            paths.warn_if_stale(path)
+        return path
+    from pathlib import Path
+
+    from .build.database import build  # the heavy imports, only on a cold start
+    from .verify import proof_records
+
+    kb = paths.kb_dir()
+    build(Path(kb), Path(path), proof_records())
+    folder = os.path.dirname(path)
+    if folder == paths.cache_dir():  # drop databases of notes that no longer exist
+        for old in os.listdir(folder):
+            if old.startswith("tcpkb-") and old.endswith(".db") and old != os.path.basename(path):
+                os.unlink(os.path.join(folder, old))
+    print(f"tcpkb: built {path} from {kb}", file=sys.stderr)
+    return path

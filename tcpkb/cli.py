@@ -7,12 +7,16 @@ their modules only when called.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import answer, lookup, output
+from . import answer
+from .kinds import KINDS
+from .present import terminal as output
+from .query import lookup
 
 app = typer.Typer(
     add_completion=False,
@@ -20,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="The failures people meet on TCP sockets on Linux: errno codes, signals, TCP states "
-    "and flags, sysctl knobs, socket options and system calls, explained from the notes in kb/.",
+    "and flags, sysctl knobs, socket options, system calls and the kernel's reasons for a reset, "
+    "explained and proved on a live kernel.",
 )
 
 JSON = typer.Option(False, "--json", help="Print JSON with the public ids instead of text.")
@@ -31,54 +36,26 @@ BRIEF = typer.Option(False, "--brief", "-b", help="Only the headline and the sum
 NUMERIC = {"ignore_unknown_options": True}
 
 
-@app.command(context_settings=NUMERIC)
-def errno(
-    code: str = typer.Argument(..., help="104, ECONNRESET, econnreset, 0x68, -104, WSAECONNRESET or 10054"),
-    os_: Optional[str] = typer.Option(None, "--os", help="Read the number as darwin, freebsd, windows or linux."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Read the number on a Linux ABI: alpha, mips, sparc, parisc, powerpc."),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up an errno by number or name."""
-    raise typer.Exit(answer.find("errno", code, as_json, brief, os_=os_, arch=arch))
+def _lookup_command(kind) -> None:
+    """`tcpkb <kind> QUERY [options] [--json] [--brief]`, made from the kind's registry entry."""
+    def command(**args) -> None:
+        query, as_json, brief = args.pop("query"), args.pop("as_json"), args.pop("brief")
+        raise typer.Exit(answer.find(kind.name, query, as_json, brief, **args))
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("query", keyword, annotation=str, default=typer.Argument(
+        ..., metavar="QUERY", help=kind.query_help))]
+    params += [inspect.Parameter(o.keyword, keyword, annotation=Optional[str],
+                                 default=typer.Option(None, o.flag, help=o.help)) for o in kind.options]
+    params += [inspect.Parameter("as_json", keyword, annotation=bool, default=JSON),
+               inspect.Parameter("brief", keyword, annotation=bool, default=BRIEF)]
+    command.__signature__ = inspect.Signature(params)
+    app.command(kind.name, help=kind.command_help,
+                context_settings=NUMERIC if kind.negative_numbers else {})(command)
 
 
-@app.command(context_settings=NUMERIC)
-def signal(
-    sig: str = typer.Argument(..., help="13, SIGPIPE, pipe, 141 (a shell exit status), SIGRTMIN+3"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Read the number on a Linux ABI: alpha, mips, sparc, parisc, powerpc."),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up a signal by number, name or shell exit status."""
-    raise typer.Exit(answer.find("signal", sig, as_json, brief, arch=arch))
-
-
-@app.command()
-def state(
-    name: str = typer.Argument(..., help="TIME_WAIT, time-wait, TIME-WAIT, ESTAB, FIN_WAIT1, 6, 06, 0A"),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up a TCP state by any spelling (RFC, kernel, ss, netstat) or number."""
-    raise typer.Exit(answer.find("state", name, as_json, brief))
-
-
-@app.command()
-def flag(
-    name: str = typer.Argument(..., help="RST, R, S. (SYN+ACK), SYN+ACK, 0x12"),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up a TCP flag, or a combination as tcpdump prints it."""
-    raise typer.Exit(answer.find("flag", name, as_json, brief))
-
-
-@app.command()
 def sysctl(
-    name: Optional[str] = typer.Argument(
-        None, help="net.ipv4.tcp_fin_timeout, tcp_fin_timeout, /proc/sys/net/ipv4/tcp_fin_timeout, "
-                   "or a sysctl.conf line"),
+    name: Optional[str] = typer.Argument(None, help=KINDS["sysctl"].query_help),
     diff: bool = typer.Option(False, "--diff", help="List every knob whose live value differs from its "
                               "default, with the advice; exit 1 if any does."),
     as_json: bool = JSON,
@@ -91,24 +68,12 @@ def sysctl(
     raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief))
 
 
-@app.command()
-def sockopt(
-    name: str = typer.Argument(..., help="SO_LINGER, so_linger, linger, TCP_NODELAY, MSG_NOSIGNAL"),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up a socket option or a send/recv flag."""
-    raise typer.Exit(answer.find("sockopt", name, as_json, brief))
-
-
-@app.command()
-def call(
-    name: str = typer.Argument(..., help="connect, shutdown, sendmsg, accept4, epoll_wait"),
-    as_json: bool = JSON,
-    brief: bool = BRIEF,
-) -> None:
-    """Look up a system call: what it does to the connection and the errno codes it returns."""
-    raise typer.Exit(answer.find("call", name, as_json, brief))
+OWN_COMMANDS = {"sysctl": sysctl}  # kinds whose command does more than look up
+for _kind in KINDS.values():
+    if _kind.name in OWN_COMMANDS:
+        app.command(_kind.name)(OWN_COMMANDS[_kind.name])
+    elif _kind.command_help:
+        _lookup_command(_kind)
 
 
 @app.command()
@@ -147,7 +112,7 @@ def doctor(
 
 @app.command("list")
 def list_(
-    kind: str = typer.Argument(..., help="errno, signal, state, flag, claim, sysctl, sockopt or call"),
+    kind: str = typer.Argument(..., help=", ".join(KINDS)),
     as_json: bool = JSON,
 ) -> None:
     """List every entry of a kind."""
@@ -207,8 +172,9 @@ def build(
     db: Optional[Path] = typer.Option(None, "--db", help="Where to write the database (default: data/tcpkb.db)."),
 ) -> None:
     """Compile the notes into the SQLite database, atomically."""
-    from .build import BuildError, build as run_build
+    from .build.database import BuildError, build as run_build
     from .paths import db_path, kb_dir
+    from .verify import proof_records
 
     kb = kb or Path(kb_dir())
     target = db or Path(db_path(kb))
@@ -216,7 +182,7 @@ def build(
         output.fail(f"{kb} is not a directory")
         raise typer.Exit(2)
     try:
-        counts = run_build(kb, target)
+        counts = run_build(kb, target, proof_records())
     except ValueError as e:  # an unreadable verification results file
         output.fail(f"{e}; {target} was left as it was")
         raise typer.Exit(1)
@@ -253,7 +219,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Serve the database as a web reference and JSON API (Datasette, read-only)."""
-    from .serve import main as run_serve
+    from .web.serve import main as run_serve
 
     raise typer.Exit(run_serve(host, port))
 
@@ -263,6 +229,6 @@ def site(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the site (default: site/_build/ in a checkout, ./tcpkb-site when installed)."),
 ) -> None:
     """Build the static docs site: a page per entry, the state diagram, packet ladders, offline search."""
-    from .site import main as run_site
+    from .site.generate import main as run_site
 
     raise typer.Exit(run_site(out))

@@ -15,7 +15,8 @@ import sqlite3
 import sys
 import time
 
-from . import lookup, output
+from .present import terminal as output
+from .query import lookup
 
 # Counters kept, as /proc/net/netstat and /proc/net/snmp name them with their line prefix.
 COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPTimeWaitOverflow",
@@ -37,7 +38,7 @@ def state_table(conn: sqlite3.Connection) -> dict[int, str]:
 
 def sockets() -> list[dict]:
     """Every TCP socket of this namespace (see proc.tcp_sockets)."""
-    from .proc import tcp_sockets
+    from .machine.proc import tcp_sockets
 
     return tcp_sockets()
 
@@ -109,7 +110,7 @@ def port_range() -> dict | None:
 
 
 def _open_db() -> sqlite3.Connection:
-    from .paths import ensure_db
+    from .answer import ensure_db
 
     return lookup.connect(ensure_db())
 
@@ -120,7 +121,7 @@ def scan(conn: sqlite3.Connection | None = None) -> dict:
     if own:
         conn = _open_db()
     try:
-        from .live import diff
+        from .machine.live import diff
 
         names = state_table(conn)
         knobs = diff(conn)["differs"]

@@ -1,4 +1,4 @@
-"""Check every note against the grammar in kinds.py.
+"""Check every note against the grammar its kind module declares (tcpkb/kinds/).
 
 Each problem is `path:line: KBnnn message`. The codes are stable and listed
 in CODES (kb/README.md documents them; tests/fixtures/lint/KBnnn holds a
@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kinds import KINDS, check_type
+from . import kernels
+from .kinds import KINDS
 from .notes import Note, load
 
 CODES = {
@@ -67,6 +68,88 @@ def spellings(note: Note) -> list[str]:
     return [n for n in names if isinstance(n, str)]
 
 
+def check_type(f, value) -> str | None:
+    """What is wrong with `value` for field `f` (a kinds.base.Field), or None if it fits."""
+    if f.versioned and kernels.is_versioned(value):
+        for spec, v in value.items():
+            if problem := check_type(_plain(f), v):
+                return f"{spec}: {problem}"
+        return None
+    if isinstance(value, dict) and f.versioned and f.type != "numbers":
+        bad = next(k for k in value if kernels.check_range(k))
+        return kernels.check_range(bad)
+    return _check_plain(f, value)
+
+
+def _plain(f):
+    from .kinds.base import Field
+
+    return Field(f.type, f.required, f.choices, f.keys)
+
+
+def _check_plain(f, value) -> str | None:
+    t = f.type
+    if t in ("str", "release"):
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string" + (" such as \"6.12\"" if t == "release" else "")
+        if t == "release" and kernels.check_range(value):
+            return f"{value!r} is not a kernel release such as \"6.12\""
+        if f.choices and value not in f.choices:
+            return f"must be one of {', '.join(f.choices)}"
+    elif t == "str_or_null":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            return "must be a string or null"
+    elif t == "value_or_null":  # a value as a file prints it: may be empty, never a number
+        if value is not None and not isinstance(value, str):
+            return "must be a quoted string (\"\" for an empty value) or null" + (
+                ", or a mapping of kernel ranges to such values" if f.versioned else "")
+    elif t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+    elif t == "bool":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif t == "str_list":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            return "must be a list of non-empty strings"
+    elif t == "numbers":
+        return _check_numbers(value, f.keys)
+    elif t == "alias_numbers":
+        if not isinstance(value, dict):
+            return "must map alias names to {platform: number}"
+        for alias, numbers in value.items():
+            if problem := _check_numbers(numbers, f.keys):
+                return f"{alias}: {problem}"
+    elif t == "records":
+        return _check_records(value, f.keys)
+    return None
+
+
+def _check_records(value, keys: dict) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        return "must be a list of mappings"
+    for item in value:
+        for key, required in keys.items():
+            if required and not item.get(key):
+                return f"each item needs `{key}`"
+        if unknown := set(item) - set(keys):
+            return f"unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(keys)})"
+        if "rfc" in item and "rfc" in keys and not isinstance(item["rfc"], bool):
+            return "`rfc` must be true or false"
+    return None
+
+
+def _check_numbers(value, keys: tuple) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a mapping of platform to number"
+    for k, v in value.items():
+        if k not in keys:
+            return f"unknown platform {k!r} (allowed: {', '.join(keys)})"
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            return f"{k}: must be an integer or null"
+    return None
+
+
 def lint(kb: Path) -> list[Problem]:
     notes, errors = load(kb)
     problems = [Problem(_show(e.path), e.line, e.code, e.message) for e in errors]
@@ -112,8 +195,7 @@ def _check_note(note: Note) -> list[Problem]:
     if isinstance(name, str) and name != note.stem:
         add(note.line_of("name"), "KB007", f"name {name!r} does not match the file name {note.stem!r}")
 
-    if note.kind == "sysctl":
-        out += [Problem(path, note.line_of(k), "KB016", why) for k, why in _sysctl_facts(meta)]
+    out += [Problem(path, note.line_of(k), code, why) for k, code, why in kind.lint(meta)]
 
     for key, pattern in (("summary", _english_sentence), ("summary_zh", _chinese_sentence)):
         if isinstance(meta.get(key), str) and (why := pattern(meta[key])):
@@ -151,18 +233,6 @@ def _check_note(note: Note) -> list[Problem]:
         if m := _PLACEHOLDER.search(line):
             add(n, "KB015", f"placeholder {m.group(1)} left in the note")
             break
-    return out
-
-
-def _sysctl_facts(meta: dict) -> list[tuple[str, str]]:
-    """A knob's default, computed rule and removal must tell one story."""
-    out = []
-    if meta.get("default") is None and not meta.get("computed") and not meta.get("removed_in"):
-        out.append(("default", "default is null: say how it is `computed`, or when it was `removed_in`"))
-    if meta.get("removed_in") and meta.get("default") is not None:
-        out.append(("default", "a removed knob has no default on this kernel: set default to null"))
-    if meta.get("removed_in") and meta.get("noop_since"):
-        out.append(("noop_since", "a knob is either removed or a no-op, not both"))
     return out
 
 
@@ -230,13 +300,4 @@ def _references(note: Note):
     for target in items("related"):
         if isinstance(target, str):
             yield "related", target, "related id"
-    if note.kind == "state":
-        for t in items("transitions"):
-            if isinstance(t, dict) and isinstance(t.get("to"), str):
-                yield "transitions", f"state:{t['to']}", "transition to"
-    if note.kind == "call":
-        for e in items("errors"):
-            if isinstance(e, dict) and isinstance(e.get("errno"), str):
-                yield "errors", f"errno:{e['errno']}", "error entry"
-    if note.kind == "sockopt" and isinstance(note.meta.get("default_from"), str):
-        yield "default_from", note.meta["default_from"], "default_from"
+    yield from KINDS[note.kind].references(note.meta)

@@ -14,17 +14,17 @@ import os
 import re
 import sys
 
-LOOKUPS = {"errno": ("--os", "--arch"), "signal": ("--arch",), "state": (), "flag": (), "show": (),
-           "sysctl": (), "sockopt": (), "call": ()}
-OPTION_ARGS = {"--os": "os_", "--arch": "arch"}  # option -> find() keyword
 _NUMBER = re.compile(r"-\d+|-0[xX][0-9a-fA-F]+")
 
 
 def plain_lookup(argv: list[str]) -> dict | None:
     """argv as find() arguments when it is a plain lookup, else None (Typer decides)."""
-    if not argv or argv[0] not in LOOKUPS:
+    from .kinds import KINDS
+
+    if not argv or (argv[0] not in KINDS and argv[0] != "show"):
         return None
     kind, rest = argv[0], argv[1:]
+    options = {o.flag: o.keyword for o in KINDS[kind].options} if kind in KINDS else {}
     call: dict = {"kind": kind, "as_json": False, "brief": False}
     query = None
     i = 0
@@ -34,8 +34,8 @@ def plain_lookup(argv: list[str]) -> dict | None:
             call["as_json"] = True
         elif arg in ("--brief", "-b"):
             call["brief"] = True
-        elif arg in LOOKUPS[kind] and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
-            call[OPTION_ARGS[arg]] = rest[i + 1]
+        elif arg in options and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            call[options[arg]] = rest[i + 1]
             i += 1
         elif arg.startswith("-") and not _NUMBER.fullmatch(arg):
             return None  # --help, --os=darwin, a typo: Typer's job
@@ -44,7 +44,8 @@ def plain_lookup(argv: list[str]) -> dict | None:
         else:
             return None  # two queries: bad usage, reported by Typer
         i += 1
-    if query is None or (kind not in ("errno", "signal") and _NUMBER.fullmatch(query)):
+    negative = kind in KINDS and KINDS[kind].negative_numbers
+    if query is None or (not negative and _NUMBER.fullmatch(query)):
         return None
     call["query"] = query
     return call

@@ -1,4 +1,4 @@
-"""Where the notes and the database live, and building the database when it is missing.
+"""Where the notes, the results and the database live (building it is tcpkb.answer's business).
 
 Two layouts:
 - a checkout (pyproject.toml and kb/ beside the package): notes in kb/, the
@@ -140,25 +140,3 @@ def warn_if_stale(path: str) -> None:
     if is_stale(path):  # None (unreadable): the lookup itself will report it
         print(f"tcpkb: kb/ or data/verify/ has changed since {path} was built; run `tcpkb build`",
               file=sys.stderr)
-
-
-def ensure_db() -> str:
-    """Return a built database, building it first if there is none."""
-    path = db_path()
-    if os.path.exists(path):
-        if checkout_root() and not os.environ.get("TCPKB_DB"):
-            warn_if_stale(path)
-        return path
-    from pathlib import Path
-
-    from .build import build  # the heavy imports, only on a cold start
-
-    kb = kb_dir()
-    build(Path(kb), Path(path))
-    folder = os.path.dirname(path)
-    if folder == cache_dir():  # drop databases of notes that no longer exist
-        for old in os.listdir(folder):
-            if old.startswith("tcpkb-") and old.endswith(".db") and old != os.path.basename(path):
-                os.unlink(os.path.join(folder, old))
-    print(f"tcpkb: built {path} from {kb}", file=sys.stderr)
-    return path

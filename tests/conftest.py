@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tcpkb.build import build
+from tcpkb.build.database import build
 from tcpkb.cli import app
+from tcpkb.verify import proof_records
 
 ROOT = Path(__file__).resolve().parent.parent
 KB = ROOT / "kb"
@@ -20,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def kb_db(tmp_path_factory) -> Path:
     """The project's own notes, compiled into a throwaway database."""
     path = tmp_path_factory.mktemp("db") / "tcpkb.db"
-    build(KB, path)
+    build(KB, path, proof_records())
     return path
 
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from tcpkb.build import BuildError, build
-from tcpkb.lookup import connect, search
+from tcpkb.build.database import BuildError, build
+from tcpkb.query.lookup import connect, search
 
 from .conftest import FIXTURES
 

@@ -12,7 +12,8 @@ import struct
 import pytest
 
 from tcpkb import sources
-from tcpkb.build import abi_numbers, errno_numbers
+from tcpkb.kinds.base import meta_abi_numbers as abi_numbers
+from tcpkb.kinds.errno import platform_numbers as errno_numbers
 from tcpkb.notes import load
 
 from .conftest import KB

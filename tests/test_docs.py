@@ -38,7 +38,7 @@ def test_tour_command_runs(command, kb_db, tmp_path, monkeypatch):
     if writes:
         monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path / "results"))
     if argv[0] == "site":  # as shown, but into a temporary directory instead of site/_build/
-        monkeypatch.setattr("tcpkb.site.default_out", lambda: tmp_path / "site")
+        monkeypatch.setattr("tcpkb.site.generate.default_out", lambda: tmp_path / "site")
     result = CliRunner().invoke(app, argv)
     # `sysctl --diff` and `doctor` exit 1 when they found something, as documented
     findings = "--diff" in argv or argv[0] == "doctor"

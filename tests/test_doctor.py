@@ -20,8 +20,9 @@ import time
 
 import pytest
 
-from tcpkb import doctor, lookup
-from tcpkb.verify import netns
+from tcpkb import doctor
+from tcpkb.query import lookup
+from tcpkb.machine import netns
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
 needs_ss = pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")

@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from tcpkb import lookup
+from tcpkb.query import lookup
 from tcpkb.cli import app
-from tcpkb.explain import explain
+from tcpkb.query.explain import explain
 from tcpkb.main import plain_explain
 
 from .conftest import ROOT

@@ -56,7 +56,8 @@ def test_first_use_builds_a_cache_keyed_by_content(unpacked_wheel, tmp_path):
 def test_wheel_ships_the_web_faces(unpacked_wheel, tmp_path):
     """The templates, assets and layout travel in the wheel; both faces work from it."""
     site, names = unpacked_wheel
-    for shipped in ("tcpkb/metadata.yaml", "tcpkb/templates/tcpkb_entry.html", "tcpkb/templates/tcpkb.css",
+    for shipped in ("tcpkb/web/metadata.yaml", "tcpkb/web/templates/tcpkb_entry.html",
+                    "tcpkb/web/templates/tcpkb.css", "tcpkb/present/templates/tcpkb_article.html",
                     "tcpkb/site/templates/entry.html", "tcpkb/site/assets/site.css",
                     "tcpkb/site/layout/states.json"):
         assert shipped in names
@@ -65,9 +66,10 @@ def test_wheel_ships_the_web_faces(unpacked_wheel, tmp_path):
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONSAFEPATH="1")
     script = """
 import asyncio, sys
-from tcpkb.paths import ensure_db, site_dir
-from tcpkb.serve import make_datasette
-from tcpkb.site import build_site
+from tcpkb.answer import ensure_db
+from tcpkb.paths import site_dir
+from tcpkb.web.serve import make_datasette
+from tcpkb.site.generate import build_site
 assert site_dir().startswith(sys.argv[1]), site_dir()
 db = ensure_db()
 print(build_site(db, sys.argv[2], search=False)["entries"])

@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tcpkb.site import KINDS, MARKER, build_site, entry_path, main
+from tcpkb.kinds import KINDS
+from tcpkb.site.generate import MARKER, build_site, entry_path, main
 
 html5lib = pytest.importorskip("html5lib")
 
@@ -92,7 +93,7 @@ def test_every_entry_has_a_page(db, pages):
 
 
 def test_every_kind_page_lists_all_its_entries(db, pages, parsed):
-    for kind, _ in KINDS:
+    for kind in KINDS:
         page = f"{kind}/index.html"
         assert page in pages, page
         linked = {posixpath.normpath(posixpath.join(kind, ref)) for ref in parsed[page].refs}
@@ -178,7 +179,7 @@ def test_every_page_has_doctype_lang_charset_viewport(pages):
 def test_epipe_page_has_chinese_summary_verification_and_ladder(db, pages):
     text = pages["errno/EPIPE/index.html"]
     zh = db.execute("select summary_zh from entries where id = 'errno:EPIPE'").fetchone()[0]
-    assert re.search(r'<p class="[^"]*" lang="zh">' + re.escape(zh), text)
+    assert re.search(r'<p class="[^"]*" lang="zh-Hans">' + re.escape(zh), text)
     table = text[text.index('<table class="verification">'):]
     assert "second_write_after_peer_close_fails_with_epipe" in table
     assert 'class="ok">passed' in table

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpkb.site import build_site
+from tcpkb.site.generate import build_site
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000

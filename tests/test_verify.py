@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tcpkb import lookup
-from tcpkb.build import build
+from tcpkb.query import lookup
+from tcpkb.build.database import build
 from tcpkb.notes import load
-from tcpkb.verify import Scenario, all_scenarios, results
+from tcpkb.verify import Scenario, all_scenarios, proof_records, results
 from tcpkb.verify.command import coverage_report, select, Usage
 from tcpkb.verify.runner import run
 
@@ -171,7 +171,7 @@ def test_results_merge_per_machine_and_load_side_by_side(tmp_path, monkeypatch):
     assert sorted((r["kernel"], r["scenario"], r["status"]) for r in loaded) == [
         ("5.10.0", "a", "passed"), ("6.1.0", "a", "failed"), ("6.1.0", "b", "passed")]
     db = tmp_path / "t.db"
-    build(KB, db)
+    build(KB, db, proof_records())
     conn = lookup.connect(str(db))
     rows = conn.execute("select kernel, ok from verifications where scenario = 'a' order by kernel").fetchall()
     assert [(r["kernel"], r["ok"]) for r in rows] == [("5.10.0", 1), ("6.1.0", 0)]
@@ -335,7 +335,7 @@ def test_a_users_run_on_the_shipped_kernel_replaces_the_shipped_result(tmp_path,
     loaded = {r["scenario"]: r["status"] for r in results.load_all()}
     assert loaded == {"a": "failed", "b": "passed"}
     db = tmp_path / "t.db"
-    build(KB, db)  # one run per scenario and kernel: no duplicate ids
+    build(KB, db, proof_records())  # one run per scenario and kernel: no duplicate ids
     conn = lookup.connect(str(db))
     assert conn.execute("select count(*) from runs").fetchone()[0] == 2
 

@@ -56,3 +56,14 @@ def all_scenarios() -> dict[str, Scenario]:
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
     return dict(sorted(REGISTRY.items()))
+
+
+def proof_records():
+    """The scenario catalogue and every results file found, as the build loads them."""
+    from ..build.proof import Proof
+    from . import results
+
+    catalog = [{"name": s.name, "module": s.module, "level": s.level, "claim": s.claim,
+                "needs": " ".join(sorted(s.needs)), "timeout_s": s.timeout, "proves": list(s.proves),
+                "verdicts": dict(s.verdicts)} for s in all_scenarios().values()]
+    return Proof(catalog, results.load_all())

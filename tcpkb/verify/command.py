@@ -6,7 +6,9 @@ import os
 import sys
 import time
 
-from .. import lookup, output, paths
+from .. import paths
+from ..present import terminal as output
+from ..query import lookup
 from . import Scenario, all_scenarios, results
 from .runner import machine, run
 
@@ -82,10 +84,11 @@ def _rebuild() -> None:
     """Load the new results into the database the lookups read."""
     from pathlib import Path
 
-    from ..build import BuildError, build
+    from ..build.database import BuildError, build
+    from . import proof_records
 
     try:
-        build(Path(paths.kb_dir()), Path(paths.db_path()))
+        build(Path(paths.kb_dir()), Path(paths.db_path()), proof_records())
     except (BuildError, ValueError) as e:  # the run's results are saved either way
         output.fail(f"could not rebuild the database: {e}; run `tcpkb build` to see why")
 
@@ -163,7 +166,9 @@ def coverage_report(conn, all_results: list[dict]) -> dict:
 
 
 def show_coverage(as_json: bool) -> int:
-    conn = lookup.connect(paths.ensure_db())
+    from ..answer import ensure_db
+
+    conn = lookup.connect(ensure_db())
     try:
         report = coverage_report(conn, results.load_all())
     finally:

@@ -24,9 +24,9 @@ import struct
 import termios
 import time
 
-from ..proc import tcp_sockets
+from ..machine.proc import tcp_sockets
 from .capture import Capture
-from .netns import read_sysctl, set_sysctl
+from ..machine.netns import read_sysctl, set_sysctl
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
 # TCP_INFO reports on live sockets; this table only decodes the byte.

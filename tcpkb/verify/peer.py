@@ -14,7 +14,7 @@ import random
 import select
 import time
 
-from . import netns
+from ..machine import netns
 from .packets import icmp_unreachable, ipv4_tcp, parse_ip
 
 

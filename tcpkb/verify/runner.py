@@ -19,7 +19,8 @@ import signal
 import time
 import traceback
 
-from . import Scenario, netns
+from ..machine import netns
+from . import Scenario
 from .lab import Lab, ScenarioFailed, Skip
 
 GRACE_S = 3.0  # after the watchdog, how long the runner waits before SIGKILL

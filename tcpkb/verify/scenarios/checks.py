@@ -14,7 +14,8 @@ import re
 import signal as signal_mod
 import socket
 
-from ... import lookup, sources
+from ... import sources
+from ...query import lookup
 from .. import check
 from ..lab import TCP_INFO, proc_tcp
 
@@ -160,7 +161,7 @@ def flag_bits_match_headers(lab, db: str) -> list[dict]:
 
 def _probe_namespace(names: list[str], ranges: dict[str, tuple[int, int]]) -> dict:
     """In a fresh namespace: which knobs exist, their mode and value, and what writes succeed."""
-    from ..netns import sysctl_path
+    from ...machine.netns import sysctl_path
 
     out = {}
     for name in names:
@@ -197,7 +198,7 @@ def _range(text: str | None) -> tuple[int, int] | None:
              "(or the host, for a machine-wide knob) shows the note's default; and writes inside a "
              "namespace accept the note's range and refuse one past either end.")
 def sysctl_defaults_and_ranges_match_a_fresh_namespace(lab, db: str) -> list[dict]:
-    from ..netns import IsolationError, in_new_namespace, read_sysctl, sysctl_path
+    from ...machine.netns import IsolationError, in_new_namespace, read_sysctl, sysctl_path
 
     entries = _entries(db, "sysctl")
     names = [e["name"] for e in entries]

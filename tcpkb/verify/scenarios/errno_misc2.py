@@ -14,7 +14,8 @@ import subprocess
 import tempfile
 import time
 
-from .. import netns, scenario
+from ...machine import netns
+from .. import scenario
 from ..lab import Skip
 
 _libc = ctypes.CDLL(None, use_errno=True)

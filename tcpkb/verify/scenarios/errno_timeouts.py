@@ -7,7 +7,7 @@ import socket
 import time
 
 from .. import scenario
-from ..netns import read_sysctl
+from ...machine.netns import read_sysctl
 
 TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 4, 5, 6
 TCP_USER_TIMEOUT = 18

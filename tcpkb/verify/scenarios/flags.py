@@ -10,7 +10,7 @@ import socket
 import struct
 
 from .. import scenario
-from ..netns import read_sysctl, set_sysctl
+from ...machine.netns import read_sysctl, set_sysctl
 from ..packets import checksum, ipv4_tcp
 from ..peer import Conn
 

@@ -15,7 +15,7 @@ import time
 
 from .. import scenario
 from ..lab import Skip
-from ..netns import read_sysctl
+from ...machine.netns import read_sysctl
 
 SMALL = {"SO_RCVBUF": 4096, "SO_SNDBUF": 4096}
 IP_BIND_ADDRESS_NO_PORT = 24

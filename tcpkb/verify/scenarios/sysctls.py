@@ -13,7 +13,7 @@ import struct
 import time
 
 from .. import scenario
-from ..netns import read_sysctl
+from ...machine.netns import read_sysctl
 from ..peer import Conn
 from .errno_addresses import _client_side_time_waits
 

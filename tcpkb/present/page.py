@@ -1,0 +1,97 @@
+"""What the shared entry article and kind table need beyond an entry's JSON, for both web faces.
+
+The faces differ only in their frame and their URLs: each passes its own `entry_url`, and
+gets the same sections, drawings and linked-entry titles back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+from ..kinds import KINDS
+from ..kinds.base import kernels_text
+from ..query import lookup
+from . import diagrams
+
+LADDERS_PER_ENTRY = 3  # packet ladders drawn on an entry page; the rest are linked
+
+
+def template_dir() -> str:
+    """The templates both faces render: the entry article, the kind table, their macros."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+
+def template_globals() -> dict:
+    """Names the shared templates call, set in each face's Jinja environment."""
+    return {"kernels_text": kernels_text}
+
+
+def titles(conn: sqlite3.Connection, ids) -> dict[str, dict]:
+    """{id: {id, kind, name, title, verdict}} for the entries a page links to."""
+    ids = sorted({i for i in ids if i})
+    out = {}
+    for i in range(0, len(ids), 500):  # SQLite's bound on variables in one statement
+        chunk = ids[i:i + 500]
+        rows = conn.execute("select e.id, e.kind, e.name, e.title, c.verdict from entries e "
+                            "left join claims c on c.id = e.id where e.id in "
+                            f"({','.join('?' * len(chunk))})", chunk)
+        out.update({r["id"]: dict(r) for r in rows})
+    return out
+
+
+def linked_ids(e: dict, incoming: list[dict]) -> set[str]:
+    ids = set(e.get("related") or []) | set(e.get("linked_from") or [])
+    ids |= {t["from_state"] for t in incoming}
+    for f in e.get("facts") or []:
+        ids |= {p["id"] for p in f["value"] if isinstance(p, dict)}
+    return ids
+
+
+def ladder(conn: sqlite3.Connection, scenario: str, cache: dict) -> dict | None:
+    """The newest run of a scenario drawn as a ladder and a timeline, once per scenario."""
+    if scenario not in cache:
+        run = conn.execute("select scenario, kernel, arch, time, status, duration_ms, trace from runs "
+                           "where scenario = ? order by time desc, kernel limit 1", (scenario,)).fetchone()
+        trace = json.loads(run["trace"]) if run and run["trace"] else None
+        if not trace or not (trace.get("packets") or trace.get("steps")):
+            cache[scenario] = None
+        else:
+            caption = f"{scenario} on Linux {run['kernel']} {run['arch']}"
+            cache[scenario] = {"name": scenario, "svg": diagrams.ladder(trace, caption),
+                               "timeline": diagrams.timeline(trace), "packets": len(trace.get("packets") or []),
+                               "run": {k: run[k] for k in ("kernel", "arch", "time", "status", "duration_ms")}}
+    return cache[scenario]
+
+
+def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = None,
+            transitions: list[dict] | None = None) -> dict:
+    """The shared article's context for entry `e` (lookup.entry's JSON): its sections as HTML,
+    the state machine around a state, the ladders of the scenarios that prove it, and the
+    titles of the entries it links to."""
+    cache = {} if cache is None else cache
+    sections = [dict(r) for r in conn.execute(
+        "select slug, title, html from sections where entry_id = ? order by position", (e["id"],))]
+    drawn = [ladder(conn, name, cache) for name in lookup.proving_scenarios(conn, e["id"])]
+    shown = [d for d in drawn if d and d["packets"]]
+    diagram, incoming = None, []
+    if e["kind"] == "state":
+        transitions = transitions if transitions is not None else all_transitions(conn)
+        diagram = diagrams.state_diagram(transitions, e["id"], entry_url)
+        incoming = [t for t in transitions if t["to_state"] == e["id"] and t["from_state"] != e["id"]]
+    return {"e": e, "sections": sections, "diagram": diagram, "incoming": incoming,
+            "ladders": shown[:LADDERS_PER_ENTRY], "more_ladders": [d["name"] for d in shown[LADDERS_PER_ENTRY:]],
+            "entries": titles(conn, linked_ids(e, incoming))}
+
+
+def all_transitions(conn: sqlite3.Connection) -> list[dict]:
+    return [dict(r) for r in conn.execute(
+        "select from_state, to_state, position, event, send, side, rfc from transitions"
+        " order by from_state, position")]
+
+
+def kind_rows(kind: str, entries: list[dict]) -> list[tuple[dict, list]]:
+    """A kind's list page rows: (entry, its list columns), in the kind's own order."""
+    k = KINDS[kind]
+    return [(e, k.list_columns(e)) for e in sorted(entries, key=k.sort_key)]

@@ -1,0 +1,247 @@
+"""How answers look in a terminal: colour and layout on a TTY, plain text in a pipe.
+
+Styles are plain ANSI sequences, stripped at the last moment when the stream
+is not a terminal or NO_COLOR is set. This module stays free of Typer so the
+lookup fast path in main.py can print without loading it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+from ..kinds.base import fact_text, kernels_text
+from ..query.lookup import Found
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _wants_colour(stream) -> bool:
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write((text if _wants_colour(stream) else _ANSI.sub("", text)) + "\n")
+
+
+def style(text: str, *codes: str) -> str:
+    return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
+
+
+def bold(text: str) -> str:
+    return style(text, "1")
+
+
+def dim(text: str) -> str:
+    return style(text, "2")
+
+
+def accent(text: str) -> str:
+    return style(text, "1", "36")  # bold cyan
+
+
+def print_json(data) -> None:
+    echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+STYLES = {None: (), "bold": ("1",), "good": ("32",), "warn": ("33",), "bad": ("31",)}
+
+
+def headline(e: dict) -> str:
+    """NAME  <the kind's segments>: 'ECONNRESET  errno 104  Connection reset by peer'."""
+    from ..kinds import KINDS
+
+    name = e["title"] if e["kind"] == "claim" else e["name"]
+    parts = [accent(name)]
+    for text, how in KINDS[e["kind"]].headline(e):
+        parts.append(style(text, *STYLES[how]) if STYLES[how] else text)
+    return "  ".join(parts)
+
+
+def fact_lines(facts: list[dict]) -> list[str]:
+    """The facts model as aligned 'label  value' lines; a value that differs by kernel gets a
+    line per kernel."""
+    width = max((len(f["label"]) for f in facts), default=0)
+    lines = []
+    for f in facts:
+        label = dim(f["label"].ljust(width))
+        if f.get("kernels"):
+            for i, k in enumerate(f["kernels"]):
+                lines.append(f"  {label if i == 0 else ' ' * width}  {k['value']}  "
+                             + dim(f"on {kernels_text(k['kernels'])}"))
+        else:
+            lines.append(f"  {label}  {fact_text(f)}")
+    return lines
+
+
+def live_lines(e: dict, live: dict) -> list[str]:
+    """'live 30 (default 60: differs)' for `tcpkb sysctl`."""
+    if live["value"] is None:
+        return [f"{dim('live')}  {live.get('why') or 'cannot be read'}"]
+    line = f"{dim('live')}  {bold(live['value'])} on this machine"
+    if live["differs"] is True:
+        line += "  " + style(f"differs from the default {live['default']} ({live['default_source']})", "33")
+    elif live["differs"] is False:
+        line += "  " + dim("(the default)")
+    else:
+        line += "  " + dim("(nothing to compare: read-only, secret or no default)")
+    return [line]
+
+
+def print_found(found: Found, brief: bool = False) -> None:
+    e = found.entry
+    for note in found.notes:
+        echo(dim(f"note: {note}"))
+    if e.get("kind") == "combination":
+        print_combination(e)
+        return
+    echo(headline(e))
+    echo(f"{dim(e['id'])}")
+    echo(e["summary"])
+    echo(e["summary_zh"])
+    if found.also:
+        for a in found.also:
+            echo(style(f"also: {a['name']} ({a['id']}) has this number on "
+                       f"{', '.join(a['platforms'])}", "33"))  # yellow
+    for line in verification_lines(e.get("verification") or [], e["id"]):
+        echo(line)
+    if e.get("live"):
+        for line in live_lines(e, e["live"]):
+            echo(line)
+    if brief:
+        return
+    echo()
+    if e.get("aliases"):
+        echo(f"  {dim('aliases')}  {', '.join(e['aliases'])}")
+    for line in fact_lines(e.get("facts") or []):
+        echo(line)
+    for slug, text in (e.get("sections") or {}).items():
+        echo()
+        echo(bold(slug.replace("-", " ").capitalize()))
+        for line in text.splitlines():
+            echo(f"  {line}" if line else "")
+    if e.get("related"):
+        echo()
+        echo(f"{dim('related')}  {', '.join(e['related'])}")
+    if e.get("linked_from"):
+        if not e.get("related"):
+            echo()
+        echo(f"{dim('see also')} {', '.join(e['linked_from'])}")
+    if e.get("path"):
+        echo(f"{dim('source')}   {e['path']}")
+
+
+def verification_lines(items: list[dict], entry_id: str = "ID", most: int = 3) -> list[str]:
+    """'reproduced on 6.18.44 x86_64: <claim> (scenario)' lines, failures first, then checks."""
+    lines = []
+    reproduced = sorted((v for v in items if v["level"] != "checked"), key=lambda v: v["ok"])
+    for v in reproduced[:most]:
+        where = f"{v['kernel']} {v['arch']}"
+        if v["ok"]:
+            lines.append(f"{style('reproduced', '32')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
+        else:
+            lines.append(f"{style('FAILED', '31')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
+    if len(reproduced) > most:
+        lines.append(dim(f"… and {len(reproduced) - most} more scenarios (tcpkb verify --list {entry_id})"))
+    for v in (v for v in items if v["level"] == "checked"):
+        what = ", ".join(v.get("compared") or [])
+        verdict = style("checked", "32") if v["ok"] else style("CHECK FAILED", "31")
+        lines.append(f"{verdict} on {v['kernel']} {v['arch']}: {what} {dim('(' + v['scenario'] + ')')}")
+    return lines
+
+
+def print_combination(e: dict) -> None:
+    echo(f"{accent(e['letters'])}  {e['hex']}  {bold(e['title'])}")
+    if e["summary"]:
+        echo(e["summary"])
+    for f in e["flags"]:
+        echo(f"  {accent(f['name'].ljust(4))} {f['hex']}  {f['summary']}")
+
+
+def print_list(entries: list[dict]) -> None:
+    """One line per entry: its first list column (as on the web's list pages), name and title."""
+    from ..kinds import KINDS
+
+    def key(e: dict) -> str:
+        cells = [parts for label, parts in KINDS[e["kind"]].list_columns(e) if label not in ("Title", "Claim")]
+        return _cell_text(cells[0])[:24] if cells else ""
+
+    keys = [key(e) for e in entries]
+    key_width = max((len(k) for k in keys), default=0)
+    width = max((len(e["name"]) for e in entries), default=0) + 1
+    for k, e in zip(keys, entries):
+        echo(f"{k.rjust(key_width) if k.isdigit() else k.ljust(key_width)}  {accent(e['name'].ljust(width))} {e['title']}")
+
+
+def _cell_text(parts: list) -> str:
+    return "".join(p if isinstance(p, str) else p["text"] for p in parts)
+
+
+def print_diff(report: dict) -> None:
+    for d in report["differs"]:
+        echo(f"{accent(d['name'])}  {bold(d['value'])}  {dim('default')} {d['default']}"
+             + (dim("  (read from a fresh namespace)") if d["default_source"] == "fresh namespace" else ""))
+        echo(f"  {d['summary']}")
+        for line in d["advice"].splitlines():
+            echo(f"  {dim('│')} {line}" if line else f"  {dim('│')}")
+    n = len(report["differs"])
+    echo(dim(f"{n} of {report['compared']} knobs differ from their default"
+             + (f"; {len(report['not_compared'])} not compared (tcpkb sysctl --diff --json lists them)"
+                if report["not_compared"] else "")))
+
+
+def _first_items(markdown: str, most: int = 3) -> list[str]:
+    """The first items of a markdown list (ranked causes), each on one line."""
+    items: list[str] = []
+    for line in markdown.splitlines():
+        if re.match(r"\s{0,3}(\d+\.|[-*])\s", line):
+            items.append(re.sub(r"^\s*(\d+\.|[-*])\s+", "", line))
+        elif items and line.startswith("   ") and line.strip():
+            items[-1] += " " + line.strip()
+        if len(items) > most:
+            break
+    return items[:most]
+
+
+def print_explained(matches: list[dict]) -> None:
+    best, rest = matches[0], matches[1:]
+    for m in [best] + [r for r in rest if r["score"] >= 0.6]:
+        echo(f"{accent(m['id'])}  {bold(m['title'])}  {dim('confidence')} {m['score']:.2f}")
+        for ev in m["evidence"][:4]:
+            echo(f"  {dim('matched')} {style(repr(ev['text']), '33')} {dim('→')} {ev['detail']}")
+        if m["deadline"]:
+            echo("  " + style("the deadline was the application's own, not the kernel's", "33"))
+        echo(f"  {m['summary']}")
+        sections = m["sections"]
+        causes = _first_items(sections.get("causes") or sections.get("when-it-piles-up")
+                              or sections.get("traps") or "")
+        if causes:
+            echo(f"  {dim('top causes')}")
+            for i, c in enumerate(causes, 1):
+                echo(f"    {i}. {c}")
+        todo = sections.get("what-to-do") or ""
+        steps = _first_items(todo) or [" ".join(todo.split("\n\n")[0].split())]
+        if todo:
+            echo(f"  {dim('what to do')}")
+            for step in steps:
+                echo(f"    - {step}")
+        echo()
+    others = [r for r in rest if r["score"] < 0.6]
+    if others:
+        echo(dim("also possible: " + ", ".join(f"{r['id']} ({r['score']:.2f})" for r in others)))
+
+
+def print_search(results: list[dict]) -> None:
+    for r in results:
+        echo(f"{accent(r['id'].ljust(24))} {r['summary']}")
+        if r["snippet"]:
+            echo(f"  {dim(' '.join(r['snippet'].split()))}")
+
+
+def fail(message: str, suggestions: list[str] | None = None) -> None:
+    echo(f"tcpkb: {message}", err=True)
+    if suggestions:
+        echo(f"closest: {', '.join(suggestions)}", err=True)
