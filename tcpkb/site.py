@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from . import diagrams, lookup
+from . import lookup
 from .paths import site_dir
+from .present import diagrams
 
 # Kinds in navigation order, with the plural used in headings.
 KINDS = (

@@ -58,7 +58,7 @@ def _page_extras(path: str, entry_id: str) -> dict:
         names = lookup.proving_scenarios(conn, entry_id)
         diagram = None
         if entry_id.startswith("state:"):  # the state machine with this state and its edges lit
-            from .diagrams import state_diagram
+            from .present.diagrams import state_diagram
 
             transitions = [dict(r) for r in conn.execute("select * from transitions order by rowid")]
             diagram = Markup(state_diagram(transitions, highlight=entry_id, href=url_for))
@@ -72,7 +72,7 @@ def _page_extras(path: str, entry_id: str) -> dict:
 @lru_cache(maxsize=512)
 def _runs(path: str, scenario: str) -> list[dict]:
     """A scenario's runs (one per kernel), each drawn as a packet ladder and a timeline."""
-    from . import diagrams
+    from .present import diagrams
 
     conn = lookup.connect(path)
     try:

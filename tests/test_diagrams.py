@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tcpkb import diagrams
-from tcpkb.diagrams import (
+from tcpkb.present import diagrams
+from tcpkb.present.diagrams import (
     MAX_ARROWS,
     ladder,
     load_layout,

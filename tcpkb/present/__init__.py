@@ -1,0 +1,1 @@
+"""Presentation: terminal rendering, SVG diagrams and the styles both web faces share."""
