@@ -2,7 +2,7 @@
 
 Reads only the built database (kb/ → tcpkb.db → this face) and writes plain HTML pages with
 Jinja2, one per entry, kind and scenario, plus the state diagram and the packet ladders drawn
-by tcpkb.diagrams, then indexes them with Pagefind for offline search.
+by tcpkb.present.diagrams, then indexes them with Pagefind for offline search.
 
 Every link is relative and names index.html explicitly, so the site works opened from disk and
 under any URL prefix. The output directory is replaced whole: the pages are written to a sibling
