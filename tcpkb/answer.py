@@ -119,28 +119,13 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
 
 
 def ensure_db() -> str:
-    """Return a built database, building it first (notes and the shipped proof) if there is none."""
-    import os
-    import sys
+    """The database the lookups read, built on first use with the shipped proof."""
+    from .build.ensure import ensure_db as ensure
 
-    from . import paths
+    return ensure(_proof_records)
 
-    path = paths.db_path()
-    if os.path.exists(path):
-        if paths.checkout_root() and not os.environ.get("TCPKB_DB"):
-            paths.warn_if_stale(path)
-        return path
-    from pathlib import Path
 
-    from .build.database import build  # the heavy imports, only on a cold start
+def _proof_records():
     from .verify import proof_records
 
-    kb = paths.kb_dir()
-    build(Path(kb), Path(path), proof_records())
-    folder = os.path.dirname(path)
-    if folder == paths.cache_dir():  # drop databases of notes that no longer exist
-        for old in os.listdir(folder):
-            if old.startswith("tcpkb-") and old.endswith(".db") and old != os.path.basename(path):
-                os.unlink(os.path.join(folder, old))
-    print(f"tcpkb: built {path} from {kb}", file=sys.stderr)
-    return path
+    return proof_records()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Hit, Kind, NotFound, by_name, clean, suggest
+from .base import Field, Hit, Kind, NotFound, by_name, clean, fact, suggest
 
 VERDICTS = ("confirmed", "refuted", "depends")
 
@@ -29,6 +29,9 @@ class Claim(Kind):
         if entry_id is None:
             raise NotFound(f"no claim {query!r}", suggest(conn, query, "claim"))
         return Hit(entry_id)
+
+    def facts(self, e: dict) -> list[dict]:
+        return [fact("Verdict", e["verdict"])]
 
     def headline(self, e: dict) -> list:
         style = {"confirmed": "good", "refuted": "bad"}.get(e["verdict"], "warn")

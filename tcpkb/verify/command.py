@@ -166,9 +166,10 @@ def coverage_report(conn, all_results: list[dict]) -> dict:
 
 
 def show_coverage(as_json: bool) -> int:
-    from ..answer import ensure_db
+    from ..build.ensure import ensure_db
+    from . import proof_records
 
-    conn = lookup.connect(ensure_db())
+    conn = lookup.connect(ensure_db(proof_records))
     try:
         report = coverage_report(conn, results.load_all())
     finally:

@@ -1,0 +1,100 @@
+"""One facts model for every face: the CLI's --json, the Datasette JSON, the Datasette page and the
+static page show the same facts for every entry, and links between entries resolve in both."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from urllib.parse import quote
+
+import pytest
+
+from tcpkb.kinds.base import fact_text, kernels_text
+from tcpkb.site.generate import build_site, entry_path
+
+from .test_serve import Client
+
+
+@pytest.fixture(scope="module")
+def web(kb_db):
+    client = Client(kb_db)
+    yield client
+    client.loop.close()
+
+
+@pytest.fixture(scope="module")
+def site(kb_db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("faces") / "site"
+    build_site(kb_db, out, search=False)
+    return out
+
+
+def visible_text(page: str) -> str:
+    """A page's text as a reader sees it: tags gone, entities decoded, spaces collapsed."""
+    page = re.sub(r"<(script|style|svg)\b.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r"</?(a|code|span|strong|em|mark|var)\b[^>]*>", "", page)  # inline: no break
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def shown(f: dict) -> list[str]:
+    """What a reader must find for a fact: its label and each value (per kernel where they differ)."""
+    if f.get("kernels"):
+        return [f["label"]] + [f"{k['value']} on {kernels_text(k['kernels'])}" for k in f["kernels"]]
+    return [f["label"], fact_text(f)]
+
+
+def url(entry_id: str) -> str:
+    kind, name = entry_id.split(":", 1)
+    return f"/{kind}/{quote(name, safe='')}"
+
+
+def test_every_entry_shows_the_same_facts_in_every_face(db, cli, web, site):
+    ids = [r[0] for r in db.execute("select id from entries order by id")]
+    assert len(ids) > 300
+    for entry_id in ids:
+        answer = json.loads(cli("show", entry_id, "--json").stdout)
+        facts = answer["facts"]
+        assert facts, f"{entry_id} has no facts"
+        assert web.json(url(entry_id) + ".json")["facts"] == facts, entry_id
+        pages = {"datasette": visible_text(web.html(url(entry_id))),
+                 "site": visible_text((site / entry_path(entry_id)).read_text(encoding="utf-8"))}
+        for face, text in pages.items():
+            for expected in [s for f in facts for s in shown(f)]:
+                assert " ".join(expected.split()) in text, f"{entry_id} on {face}: {expected!r}"
+
+
+def test_terminal_shows_the_same_facts(db, cli):
+    for entry_id in ("errno:ECONNRESET", "sysctl:net.ipv4.tcp_rmem", "sockopt:TCP_KEEPIDLE",
+                     "state:TIME_WAIT", "call:connect", "flag:RST", "signal:SIGPIPE"):
+        answer = json.loads(cli("show", entry_id, "--json").stdout)
+        text = " ".join(cli("show", entry_id).stdout.split())
+        for f in answer["facts"]:
+            for expected in shown(f):
+                assert " ".join(expected.split()) in text or f.get("kernels"), (entry_id, expected)
+
+
+def test_a_socket_options_default_links_to_its_knob_in_both_faces(db, web, site):
+    rows = db.execute("select id, default_from from sockopts where default_from is not null").fetchall()
+    assert len(rows) >= 5
+    for entry_id, knob in rows:
+        assert knob.startswith("sysctl:") and db.execute("select 1 from entries where id = ?", (knob,)).fetchone()
+        page = web.html(url(entry_id))
+        assert f'href="{url(knob)}"' in page, entry_id
+        assert web.get(url(knob)).status_code == 200
+        static = (site / entry_path(entry_id)).read_text(encoding="utf-8")
+        target = "../../" + entry_path(knob)
+        assert f'href="{target}"' in static, entry_id
+        assert (site / entry_path(knob)).is_file()
+
+
+def test_every_link_inside_facts_resolves(db, cli, site):
+    """Facts link to entries (a call's errors, an errno's calls, a state's transitions …); each exists."""
+    known = {r[0] for r in db.execute("select id from entries")}
+    for (entry_id,) in db.execute("select id from entries"):
+        answer = json.loads(cli("show", entry_id, "--json").stdout)
+        for f in answer["facts"]:
+            for part in f["value"]:
+                if isinstance(part, dict):
+                    assert part["id"] in known, (entry_id, part)
+                    assert (site / entry_path(part["id"])).is_file()
