@@ -114,9 +114,8 @@ def print_found(found: Found, brief: bool = False) -> None:
     if brief:
         return
     echo()
-    if e.get("aliases"):
-        echo(f"  {dim('aliases')}  {', '.join(e['aliases'])}")
-    for line in fact_lines(e.get("facts") or []):
+    aliases = [{"label": "Aliases", "value": [", ".join(e["aliases"])]}] if e.get("aliases") else []
+    for line in fact_lines(aliases + (e.get("facts") or [])):
         echo(line)
     for slug, text in (e.get("sections") or {}).items():
         echo()
