@@ -89,7 +89,10 @@ def _plain(f):
 
 def _check_plain(f, value) -> str | None:
     t = f.type
-    if t in ("str", "release"):
+    if t == "range":
+        if not isinstance(value, str) or kernels.check_range(value):
+            return kernels.check_range(value) if isinstance(value, str) else "must be a kernel range such as \"<=6.12\""
+    elif t in ("str", "release"):
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string" + (" such as \"6.12\"" if t == "release" else "")
         if t == "release" and kernels.check_range(value):

@@ -98,3 +98,20 @@ def test_every_link_inside_facts_resolves(db, cli, site):
                 if isinstance(part, dict):
                     assert part["id"] in known, (entry_id, part)
                     assert (site / entry_path(part["id"])).is_file()
+
+
+def test_the_kernel_matrix_is_the_same_in_both_faces(db, web, site):
+    from tcpkb.query.matrix import matrix
+
+    expected = json.loads(json.dumps(matrix(db)))
+    assert web.json("/kernels.json") == expected
+    assert expected["kernels"], "no results loaded"
+    pages = [visible_text(web.html("/kernels")),
+             visible_text((site / "kernels" / "index.html").read_text(encoding="utf-8"))]
+    for text in pages:
+        for k in expected["kernels"]:
+            assert k["kernel"] in text
+        for f in expected["facts"]:
+            assert f["name"] in text
+        for s in expected["scenarios"]:
+            assert s["scenario"] in text

@@ -25,7 +25,8 @@ class Field:
     """One front-matter field: its type, whether it is required, its allowed values.
 
     Types: str, int, bool, str_list, str_or_null, value_or_null, numbers, alias_numbers,
-    release, and records (a list of mappings with the `keys` given, True for required).
+    release ("6.12"), range (">=6.1,<6.12"), and records (a list of mappings with the `keys`
+    given, True for required).
     `versioned` fields may instead map kernel ranges to values (">=6.18": "4194304")."""
 
     __slots__ = ("type", "required", "choices", "keys", "versioned")
@@ -200,6 +201,29 @@ def versioned_fact(label: str, e: dict, field: str, shown=None, always_kernels: 
         out["kernels"] = [{"value": "absent" if k["value"] is None else shown(k["value"]),
                            "kernels": k["kernels"]} for k in rows]
     return out
+
+
+def value_on(e: dict, field: str, kernel: str):
+    """What the note says `field` is on `kernel`: its per-kernel-range value where it gives
+    ranges (None when no range covers the kernel), else its one value."""
+    from .. import kernels
+
+    declared = [k for k in (e.get("by_kernel") or {}).get(field) or [] if k["source"] == "note"]
+    if not declared:
+        return e.get(field)
+    for k in declared:
+        if any(kernels.in_range(spec, kernel) for spec in k["kernels"]):
+            return k["value"]
+    return None
+
+
+def exists_on(e: dict, kernel: str) -> bool:
+    """Does the note say the entry exists on `kernel` (since, removed_in, absent_on)?"""
+    from .. import kernels
+
+    if e.get("absent_on") and kernels.in_range(e["absent_on"], kernel):
+        return False
+    return kernels.exists_on(e.get("since"), e.get("removed_in"), kernel)
 
 
 def fact_text(f: dict) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import (LINUX_ABIS, Field, Hit, Kind, NotFound, abi_numbers, by_name, clean,
-                   differing_abis, fact, link, meta_abi_numbers, suggest, versioned_fact)
+                   differing_abis, fact, kernels_text, link, meta_abi_numbers, suggest, versioned_fact)
 
 LEVELS = ("SOL_SOCKET", "IPPROTO_TCP", "IPPROTO_IP", "IPPROTO_IPV6", "flags")
 
@@ -23,6 +23,7 @@ class Sockopt(Kind):
         "default": Field("value_or_null", versioned=True),
         "default_from": Field("str_or_null"),
         "since": Field("release"),
+        "absent_on": Field("range"),
     }
     sections = ("Meaning", "Pitfalls", "How to see it")
     required_sections = ("Meaning", "Pitfalls")
@@ -31,7 +32,8 @@ class Sockopt(Kind):
     table = "sockopts"
     kernel_facts = ("default", "exists")
     columns = {"id": "text", "name": "text", "level": "text", "number": "integer", "value": "text",
-               "access": "text", "default": "text", "default_from": "text", "since": "text"}
+               "access": "text", "default": "text", "default_from": "text", "since": "text",
+               "absent_on": "text"}
     extra_tables = {"sockopt_numbers": ({"entry_id": "text", "platform": "text", "number": "integer"}, ())}
     descriptions = {
         "sockopts": ("Socket options and send/recv flags: level, number, value type, default.", {
@@ -40,7 +42,8 @@ class Sockopt(Kind):
             "access": "get, set, get and set, or per call",
             "default": "what getsockopt gives on a fresh TCP socket",
             "default_from": "the sysctl that supplies the default",
-            "since": "the kernel release that added it, if after 6.1"}),
+            "since": "the kernel release that added it, if after 6.1",
+            "absent_on": "kernels verified to lack it, as a range, where the release that added it is not known"}),
         "sockopt_numbers": ("Every socket option's number on Linux and each Linux ABI.", {
             "platform": "linux, alpha, mips, sparc, parisc or powerpc", "number": "its number there"}),
     }
@@ -63,7 +66,8 @@ class Sockopt(Kind):
 
     def json(self, conn, entry_id: str) -> dict:
         r = conn.execute("select * from sockopts where id = ?", (entry_id,)).fetchone()
-        return {k: r[k] for k in ("level", "number", "value", "access", "default", "default_from", "since")} \
+        return {k: r[k] for k in ("level", "number", "value", "access", "default", "default_from", "since",
+                                         "absent_on")} \
             | {"numbers": abi_numbers(conn, "sockopt_numbers", entry_id)}
 
     def find(self, conn, query: str) -> Hit:
@@ -89,6 +93,8 @@ class Sockopt(Kind):
             rows.append(default)
         if e["since"]:
             rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
+        if e["absent_on"]:
+            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])} (verified)"))
         return rows
 
     def headline(self, e: dict) -> list:

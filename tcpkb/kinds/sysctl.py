@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import kernels
-from .base import Field, Hit, Kind, NotFound, by_name, clean, fact, suggest, versioned_fact
+from .base import Field, Hit, Kind, NotFound, by_name, clean, fact, kernels_text, suggest, versioned_fact
 
 TYPES = ("integer", "boolean", "mode", "vector", "string", "bitmap")
 
@@ -26,6 +26,7 @@ class Sysctl(Kind):
         "per_netns": Field("bool", required=True, versioned=True),
         "inherited": Field("bool"),
         "since": Field("release"),
+        "absent_on": Field("range"),
         "noop_since": Field("str_or_null"),
         "removed_in": Field("str_or_null"),
     }
@@ -38,7 +39,8 @@ class Sysctl(Kind):
     kernel_facts = ("default", "range", "per_netns", "exists")
     columns = {"id": "text", "name": "text", "type": "text", "unit": "text", "range": "text",
                "default": "text", "computed": "text", "per_netns": "boolean", "inherited": "boolean",
-               "since": "text", "noop_since": "text", "removed_in": "text", "path": "text"}
+               "since": "text", "absent_on": "text", "noop_since": "text", "removed_in": "text",
+               "path": "text"}
     descriptions = {"sysctls": ("Sysctl knobs: type, unit, accepted range, default, scope, and the "
                                 "kernels that added or removed them.", {
         "type": "integer, boolean, mode, vector, string or bitmap",
@@ -50,6 +52,7 @@ class Sysctl(Kind):
         "per_netns": "1 if each network namespace has its own value",
         "inherited": "1 if a new namespace starts from the host's current value",
         "since": "the kernel release that added it, if after 6.1",
+        "absent_on": "kernels verified to lack it, as a range (<=6.12), where the release that added it is not known",
         "noop_since": "the release since which it exists but does nothing",
         "removed_in": "the release that removed it", "path": "its file under /proc/sys"})}
 
@@ -81,6 +84,7 @@ class Sysctl(Kind):
         r = conn.execute("select * from sysctls where id = ?", (entry_id,)).fetchone()
         return {k: r[k] for k in ("type", "unit", "range", "default", "computed")} | {
             "per_netns": bool(r["per_netns"]), "inherited": bool(r["inherited"]), "since": r["since"],
+            "absent_on": r["absent_on"],
             "noop_since": r["noop_since"], "removed_in": r["removed_in"], "proc_path": r["path"]}
 
     def find(self, conn, query: str) -> Hit:
@@ -114,6 +118,8 @@ class Sysctl(Kind):
         rows.append(scope)
         if e["since"]:
             rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
+        if e["absent_on"]:
+            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])} (verified): the file does not exist"))
         if e["noop_since"]:
             rows.append(fact("No effect", f"since Linux {e['noop_since']}: the file exists but does nothing"))
         if e["removed_in"]:

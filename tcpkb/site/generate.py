@@ -29,6 +29,7 @@ from ..paths import site_dir
 from ..present import diagrams, page
 from ..present.styles import pygments_css
 from ..query import lookup
+from ..query.matrix import matrix
 
 # States in the order a connection meets them, for the table of transitions (the diagram has its own layout).
 LIFECYCLE = ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV", "NEW_SYN_RECV", "ESTABLISHED", "FIN_WAIT1",
@@ -216,7 +217,7 @@ def write_pages(db_path: str | os.PathLike, out: Path) -> dict:
             "version": data.meta.get("tcpkb_version", ""),
             "counts": {kind: len(data.order.get(kind, [])) for kind in KINDS}, "entries": data.entries})
         ladders: dict = {}
-        _write_front_pages(w, data)
+        _write_front_pages(w, data, conn)
         for kind in KINDS:
             rows = page.kind_rows(kind, [data.entries[i] for i in data.order.get(kind, [])])
             w.page(f"{kind}/index.html", "kind.html", kind=KINDS[kind], rows=rows,
@@ -243,9 +244,10 @@ def _state_svg(data: SiteData, page_path: str, highlight: str | None = None) -> 
     return diagrams.state_diagram(data.transitions, highlight, _entry_href(page_path))
 
 
-def _write_front_pages(w: "Writer", data: SiteData) -> None:
+def _write_front_pages(w: "Writer", data: SiteData, conn: sqlite3.Connection) -> None:
     w.page("index.html", "index.html", diagram=_state_svg(data, "index.html"), scenario_count=len(data.scenarios))
     w.page("search/index.html", "search.html")
+    w.page("kernels/index.html", "kernels.html", matrix=matrix(conn))
     w.page("diagram/index.html", "diagram.html", diagram=_state_svg(data, "diagram/index.html"),
            transitions=sorted(data.transitions, key=lambda t: (lifecycle_rank(t["from_state"]), t["position"])))
 

@@ -251,6 +251,17 @@ async def explain_route(datasette, request):
         request=request))
 
 
+async def kernels_route(datasette, request):
+    """What differs between the kernels verified: /kernels and its .json twin."""
+    from ..query.matrix import matrix
+
+    answer = await datasette.get_database(DB).execute_fn(matrix)
+    if request.url_vars.get("format"):
+        return await _json(200, json.dumps(answer, ensure_ascii=False))
+    return await cached_html(datasette, request, lambda: datasette.render_template(
+        "tcpkb_kernels_page.html", {"matrix": answer, **_urls()}, request=request))
+
+
 async def home_route(datasette, request):
     return Response.html(await datasette.render_template(
         "tcpkb_index.html", {"db": DB, "description": Markup(datasette.metadata("description_html") or "")},
@@ -288,6 +299,7 @@ def register_routes():
         (r"^/-/tcpkb\.css$", css_route),
         (r"^/search(?P<format>\.json)?$", search_route),
         (r"^/explain(?P<format>\.json)?$", explain_route),
+        (r"^/kernels(?P<format>\.json)?$", kernels_route),
         (rf"^/(?P<kind>{KIND_PATTERN})(?P<format>\.json)?$", kind_route),
         (rf"^/(?P<kind>{KIND_PATTERN})/{name}$", entry_route),
         (rf"^/scenario/{name}$", scenario_route),
