@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import platform
 import re
 import signal as signal_mod
 import socket
 
 from ... import sources
+from ...kinds.base import exists_on, value_on
 from ...query import lookup
 from .. import check
 from ..lab import TCP_INFO, proc_tcp
@@ -193,62 +195,67 @@ def _range(text: str | None) -> tuple[int, int] | None:
     return None
 
 
-@check(kind="sysctl", claim="Each sysctl entry's knob exists on this kernel unless the note says it was "
-             "removed; it is per network namespace exactly when the note says so; a fresh namespace "
-             "(or the host, for a machine-wide knob) shows the note's default; and writes inside a "
-             "namespace accept the note's range and refuse one past either end.")
+@check(kind="sysctl", claim="Each sysctl entry's knob exists on this kernel exactly when the note says "
+             "so for this kernel (since, removed_in, absent_on); it is per network namespace exactly "
+             "when the note says so; a fresh namespace (or the host, for a machine-wide knob) shows "
+             "the note's default for this kernel; and writes inside a namespace accept the note's "
+             "range and refuse one past either end.")
 def sysctl_defaults_and_ranges_match_a_fresh_namespace(lab, db: str) -> list[dict]:
-    from ...machine.netns import IsolationError, in_new_namespace, read_sysctl, sysctl_path
+    from ...machine.netns import IsolationError, in_new_namespace
 
+    kernel = platform.release()
     entries = _entries(db, "sysctl")
-    names = [e["name"] for e in entries]
     # a vector's range holds for each of its numbers: one number alone is not a valid write
-    ranges = {e["name"]: r for e in entries
-              if (r := _range(e["range"])) and e["per_netns"] and e["type"] != "vector"}
+    ranges = {e["name"]: r for e in entries if (r := _range(value_on(e, "range", kernel)))
+              and value_on(e, "per_netns", kernel) and e["type"] != "vector"}
     try:
-        fresh = in_new_namespace(lambda: _probe_namespace(names, ranges))
+        fresh = in_new_namespace(lambda: _probe_namespace([e["name"] for e in entries], ranges))
     except IsolationError:
         fresh = None
-    out = []
-    for e in entries:
-        name, path = e["name"], sysctl_path(e["name"])
-        on_host = os.path.exists(path)
-        expected, observed, unchecked = {"exists": not e["removed_in"]}, {"exists": on_host}, []
-        if not on_host:
-            out.append(_verdict(e["id"], expected, observed, unchecked))
-            continue
-        writable_here = bool(os.stat(path).st_mode & 0o222)
-        if fresh is None:
-            unchecked += ["per_netns", "default", "range"]
-            out.append(_verdict(e["id"], expected, observed, unchecked))
-            continue
-        child = fresh.get(name)
-        # A machine-wide knob is absent from a child namespace, or shown there read-only;
-        # a file read-only everywhere says nothing about its scope.
-        if writable_here:
-            expected["per_netns"] = e["per_netns"]
-            observed["per_netns"] = child is not None and child["writable"]
-        else:
-            unchecked.append("per_netns (read-only)")
-        if e["default"] is not None:
-            expected["default"] = e["default"]
-            if e["per_netns"] and child is not None:
-                observed["default"] = child["value"]
-            else:  # the host's value: the default only if nobody changed it, so say which was read
-                observed["default"] = read_sysctl(name)
-                unchecked.append("default read on the host")
-        if name in ranges and child is not None and child["writes"]:
-            r = ranges[name]
-            low, high = r
-            w = child["writes"]
-            expected["range"] = e["range"]
-            observed["range"] = e["range"] if (w[str(low)] and w[str(high)] and not w[str(low - 1)]
-                                               and not w[str(high + 1)]) else \
-                ", ".join(f"{v} {'accepted' if ok else 'refused'}" for v, ok in w.items())
-        elif e["range"]:
-            unchecked.append("range")
-        out.append(_verdict(e["id"], expected, observed, unchecked))
-    return out
+    return [_sysctl_verdict(e, kernel, fresh, ranges) for e in entries]
+
+
+def _sysctl_verdict(e: dict, kernel: str, fresh: dict | None, ranges: dict) -> dict:
+    """One knob against this kernel: the note's values for this kernel, what the host and a
+    fresh namespace show."""
+    from ...machine.netns import read_sysctl, sysctl_path
+
+    name, path = e["name"], sysctl_path(e["name"])
+    on_host = os.path.exists(path)
+    expected, observed, unchecked = {"exists": exists_on(e, kernel)}, {"exists": on_host}, []
+    if not on_host or fresh is None:
+        unchecked += [] if not on_host else ["per_netns", "default", "range"]
+        return _verdict(e["id"], expected, observed, unchecked)
+    child = fresh.get(name)
+    per_netns, default = value_on(e, "per_netns", kernel), value_on(e, "default", kernel)
+    # A machine-wide knob is absent from a child namespace, or shown there read-only;
+    # a file read-only everywhere says nothing about its scope.
+    if not os.stat(path).st_mode & 0o222:
+        unchecked.append("per_netns (read-only)")
+    elif per_netns is None:
+        unchecked.append("per_netns (the note gives none for this kernel)")
+    else:
+        expected["per_netns"] = per_netns
+        observed["per_netns"] = child is not None and child["writable"]
+    if default is not None:
+        expected["default"] = default
+        if per_netns and child is not None:
+            observed["default"] = child["value"]
+        else:  # the host's value: the default only if nobody changed it, so say which was read
+            observed["default"] = read_sysctl(name)
+            unchecked.append("default read on the host")
+    elif e["default"] is not None or (e.get("by_kernel") or {}).get("default"):
+        unchecked.append("default (the note gives none for this kernel)")
+    if name in ranges and child is not None and child["writes"]:
+        low, high = ranges[name]
+        w = child["writes"]
+        expected["range"] = value_on(e, "range", kernel)
+        observed["range"] = expected["range"] if (w[str(low)] and w[str(high)] and not w[str(low - 1)]
+                                                  and not w[str(high + 1)]) else \
+            ", ".join(f"{v} {'accepted' if ok else 'refused'}" for v, ok in w.items())
+    elif value_on(e, "range", kernel):
+        unchecked.append("range")
+    return _verdict(e["id"], expected, observed, unchecked)
 
 
 _STRUCTS = {"SO_LINGER": "ii", "SO_RCVTIMEO": "ll", "SO_SNDTIMEO": "ll"}
@@ -294,8 +301,15 @@ def sockopt_numbers_and_defaults_match_headers_and_a_fresh_socket(lab, db: str) 
                     unchecked.append(f"numbers.{abi}")
                 elif name in table:
                     expected[f"numbers.{abi}"], observed[f"numbers.{abi}"] = e["numbers"][abi], table[name]
-        if e["default"] is not None and e["level"] != "flags":
-            expected["default"] = e["default"]
+        default = value_on(e, "default", platform.release())
+        if default is None and e["default_from"] and e["level"] != "flags":
+            # a default the machine decides (a build's congestion control): the knob's value now
+            from ...machine.netns import read_sysctl
+
+            default = read_sysctl(e["default_from"].split(":", 1)[1])
+            unchecked.append(f"default: from {e['default_from']} on this machine")
+        if default is not None and e["level"] != "flags":
+            expected["default"] = default
             try:
                 observed["default"] = _getsockopt_default(name, e["level"], e["number"])
             except OSError as err:
