@@ -30,7 +30,7 @@ def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> 
     except lookup.BadQuery as e:
         output.fail(str(e))
         return 2
-    except sqlite3.Error as e:
+    except (sqlite3.Error, IndexError) as e:  # IndexError: a column a database of another layout lacks
         output.fail(f"cannot read the database: {e}; run `tcpkb build`")
         return 1
     except Exception as e:  # a first-use build that met a broken note

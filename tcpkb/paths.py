@@ -19,6 +19,7 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.realpath(__file__))
+SCHEMA = 2  # the database's layout: bump when a table or column changes
 
 
 def checkout_root() -> str | None:
@@ -114,6 +115,7 @@ def content_hash(kb: str | os.PathLike) -> str:
     verification result files (by name, size and mtime: they are large, and only ever
     replaced whole)."""
     digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"schema {SCHEMA}\0".encode())  # a database of another layout is rebuilt, not misread
     for rel in note_names(kb):
         with open(os.path.join(kb, rel), "rb") as f:
             digest.update(rel.encode() + b"\0" + f.read() + b"\0")

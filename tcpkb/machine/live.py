@@ -62,7 +62,7 @@ def read_only(name: str) -> bool:
 def compare(sysctl: dict, value: str | None, fresh: dict[str, str]) -> dict:
     """The live state of one knob against its default: value, default, where that came from, differs."""
     name = sysctl["name"]
-    default, source = sysctl["default"], "note"
+    default, source = _default_here(sysctl), "note"
     if default is None and name in fresh and not sysctl.get("inherited"):
         default, source = fresh[name], "fresh namespace"
     if value is None or default is None or name in SECRET or read_only(name):
@@ -71,6 +71,23 @@ def compare(sysctl: dict, value: str | None, fresh: dict[str, str]) -> dict:
         differs = value.split() != default.split()
     return {"value": value, "default": default, "default_source": source if default is not None else None,
             "differs": differs}
+
+
+def _default_here(sysctl: dict) -> str | None:
+    """The note's default for the running kernel (a note may give one per kernel range)."""
+    import platform
+
+    from ..kinds.base import value_on
+
+    return value_on(sysctl, "default", platform.release())
+
+
+def other_kernels(sysctl: dict) -> list[dict]:
+    """The kernels whose default differs from this one's: [{value, kernels}] from the note's
+    ranges and the checks' readings, for `tcpkb sysctl` to say so."""
+    here = _default_here(sysctl)
+    rows = (sysctl.get("by_kernel") or {}).get("default") or []
+    return [{"value": r["value"], "kernels": r["kernels"]} for r in rows if r["value"] != here]
 
 
 def with_live(entry: dict) -> dict:
@@ -82,6 +99,8 @@ def with_live(entry: dict) -> dict:
     live = compare(entry, value, fresh)
     if why:
         live["why"] = why
+    if others := other_kernels(entry):
+        live["other_kernels"] = others
     return {**entry, "live": live}
 
 

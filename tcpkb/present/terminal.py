@@ -88,7 +88,10 @@ def live_lines(e: dict, live: dict) -> list[str]:
         line += "  " + dim("(the default)")
     else:
         line += "  " + dim("(nothing to compare: read-only, secret or no default)")
-    return [line]
+    lines = [line]
+    for k in live.get("other_kernels") or []:  # the default is not the same on every kernel
+        lines.append(f"{dim('      ')}  " + style(f"default {k['value']} on {kernels_text(k['kernels'])}", "33"))
+    return lines
 
 
 def print_found(found: Found, brief: bool = False) -> None:
