@@ -19,7 +19,7 @@ import signal
 import time
 import traceback
 
-from . import Scenario, netns
+from . import Scenario, needs, netns
 from .lab import Lab, ScenarioFailed, Skip
 
 GRACE_S = 3.0  # after the watchdog, how long the runner waits before SIGKILL
@@ -37,6 +37,7 @@ def run(scenarios: list[Scenario], jobs: int = 2, context: dict | None = None,
         on_result=None) -> list[dict]:
     """Run every scenario, at most `jobs` at a time; return their results in input order."""
     pending = list(scenarios)
+    needs.snapshot_host_sysctls()  # before any child leaves this namespace
     running: dict[int, tuple[Scenario, int, float, bytearray]] = {}  # fd -> (scenario, pid, deadline, data)
     results: dict[str, dict] = {}
     sel = selectors.DefaultSelector()
@@ -164,6 +165,9 @@ def _run_here(s: Scenario, context: dict) -> dict:
             isolated = True
         except netns.IsolationError as e:
             return _result(s, "skipped", str(e), {}, ms())
+    missing = needs.unmet(s.needs)
+    if missing:
+        return _result(s, "skipped", missing, {}, ms())
     lab = Lab(s.name, isolated=isolated)
     signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, s.timeout)
