@@ -51,11 +51,9 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
         return 2
     if list_only:
         return show_list(chosen, as_json)
-    db = paths.db_path()
-    if not os.path.exists(db) or paths.is_stale(db) is not False:
-        _rebuild()  # the checks compare the notes as they are now (in a VM too: it reads this one)
     if kernel:
         return verify_in_vm(kernel, targets, set(scenarios), as_json, jobs, rebuild)
+    db = _fresh_db()
     # Scenarios mostly wait on kernel timers, not the CPU: two per core keeps both busy.
     jobs = jobs or 2 * (os.cpu_count() or 1)
     here = machine()
@@ -97,6 +95,7 @@ def verify_in_vm(spec: str, targets: list[str], known: set[str], as_json: bool,
 
     try:
         kernel = vm.resolve(spec)
+        _fresh_db()
         if not as_json:
             output.echo(f"tcpkb verify: booting {kernel.release} in QEMU (TCG, no network device)")
         began = time.monotonic()
@@ -122,6 +121,15 @@ def _guest_line(line: str) -> None:
     """Echo the guest's line per scenario (its traces come once, from the results, at the end)."""
     if GUEST_PROGRESS.match(line):
         output.echo(line)
+
+
+def _fresh_db() -> str:
+    """The database, rebuilt first if the notes changed: the checks compare the notes as they are
+    now (a VM's guest reads this same file)."""
+    db = paths.db_path()
+    if not os.path.exists(db) or paths.is_stale(db) is not False:
+        _rebuild()
+    return db
 
 
 def _rebuild() -> None:

@@ -42,10 +42,10 @@ def missing_sysctl(name: str) -> str:
     return f"needs {name}, absent on {kernel}"
 
 
-def btf_names(name: str, path: str = BTF) -> bool | None:
+def btf_names(name: str) -> bool | None:
     """Does the running kernel's BTF carry `name` (a type, enum value or function)? None: no BTF."""
     try:
-        with open(path, "rb") as f:
+        with open(BTF, "rb") as f:
             data = f.read()
     except OSError:
         return None

@@ -457,6 +457,8 @@ def collect(share: str, log: list[str]) -> tuple[int, dict]:
             status = int(f.read().strip() or "1")
     except (OSError, ValueError):
         raise VmError("the guest ended without running tcpkb verify" + tail(log)) from None
+    if status not in (0, 1):  # 0 all passed, 1 some failed: anything else is the run breaking
+        raise VmError(f"tcpkb verify in the guest exited with status {status}" + tail(log))
     files = [name for name in os.listdir(share) if name.endswith(".json")]
     if len(files) != 1:
         raise VmError(f"tcpkb verify in the guest exited with {status} and wrote "
