@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tcpkb.build import build
 from tcpkb.cli import app
 from tcpkb.verify import Scenario, needs, vm
 from tcpkb.verify.runner import run
+
+from .conftest import KB
 
 # -- fakes ---------------------------------------------------------------------------------------
 
@@ -337,6 +340,18 @@ def test_writing_a_knob_this_kernel_lacks_skips():
         "skipped", f"needs net.ipv4.tcp_no_such_knob, absent on {platform.release()}")
 
 
+def test_the_guest_stretches_only_the_watchdog(monkeypatch):
+    def takes_a_while(lab):
+        time.sleep(0.5)
+
+    slow = Scenario("takes_a_while", "A claim long enough to be a claim about the kernel.", (),
+                    takes_a_while, "test", needs=frozenset(), timeout=0.3)
+    assert run([slow])[0]["reason"] == "timed out after 0.3 s"
+    monkeypatch.setenv("TCPKB_WATCHDOG_SCALE", "3")
+    assert run([slow])[0]["status"] == "passed"
+    assert vm.guest_env("/run/r")["TCPKB_WATCHDOG_SCALE"] == str(vm.WATCHDOG_SCALE)
+
+
 # -- one real boot, when this machine can ------------------------------------------------------
 
 def _cached_kernel() -> vm.Kernel | None:
@@ -349,10 +364,14 @@ def _cached_kernel() -> vm.Kernel | None:
 
 @pytest.mark.skipif(shutil.which(vm.QEMU) is None or os.geteuid() != 0 or platform.machine() != "x86_64",
                     reason="needs qemu-system-x86_64 and root")
-def test_a_real_boot_runs_a_scenario_in_the_vm():
+def test_a_real_boot_runs_a_scenario_in_the_vm(tmp_path, monkeypatch):
     kernel = _cached_kernel()
     if kernel is None:
         pytest.skip("no kernel in the cache: `tcpkb verify --kernel 6.1` fetches one (CI runs the matrix)")
+    # a database that is fresh for these results dirs, or the guest would rebuild it under TCG first
+    monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("TCPKB_DB", str(tmp_path / "tcpkb.db"))
+    build(KB, tmp_path / "tcpkb.db")
     back = vm.run_in_vm(kernel, ["close_with_unread_data_sends_rst", "--no-build"], timeout=180)
     assert back["status"] == 0, vm.tail(back["console"])
     assert back["results"]["kernel"] == kernel.release

@@ -84,7 +84,8 @@ def report(done: list[dict], here: dict, path: str, as_json: bool, extra: dict) 
             if r["status"] in ("failed", "error"):
                 print_trace(r)
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        output.echo(f"{summary or 'nothing run'} in {extra['wall_s']:.1f} s; results in {_short(path)}")
+        booted = f" (a VM: {extra['boot_s']:.1f} s to boot)" if "boot_s" in extra else ""
+        output.echo(f"{summary or 'nothing run'} in {extra['wall_s']:.1f} s{booted}; results in {_short(path)}")
     return 1 if counts["failed"] or counts["error"] else 0
 
 
@@ -118,9 +119,12 @@ GUEST_PROGRESS = re.compile(r"  (ok|FAIL|ERROR|skip) ")
 
 
 def _guest_line(line: str) -> None:
-    """Echo the guest's line per scenario (its traces come once, from the results, at the end)."""
+    """Echo the guest's line per scenario (its traces come once, from the results, at the end)
+    and the initramfs's warnings."""
     if GUEST_PROGRESS.match(line):
         output.echo(line)
+    elif line.startswith("tcpkb-vm: WARNING"):
+        output.echo(line, err=True)
 
 
 def _fresh_db() -> str:

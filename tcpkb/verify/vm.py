@@ -48,6 +48,7 @@ RESULTS_TAG, ROOT_TAG = "tcpkbresults", "hostroot"
 GUEST_RESULTS = "/run/tcpkb-results"  # where the writable share appears in the guest
 MARK = "tcpkb-vm:"  # the prefix of the initramfs's own console lines
 TIMEOUT_S = 900.0
+WATCHDOG_SCALE = 3  # each scenario's watchdog in the guest: CPU-bound work is slower under TCG
 MEMORY_MB = 2048
 
 
@@ -239,7 +240,7 @@ mount -t proc proc $R/proc; mount -t sysfs sysfs $R/sys; mount -t devtmpfs devtm
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t 9p -o {nine_p} {RESULTS_TAG} $R{GUEST_RESULTS} || die "mount the results share"
 mount --bind $R{q(kernel.modules)} $R/lib/modules/{kernel.release} || die "bind the modules"
-chroot $R /sbin/modprobe -a {" ".join(PROOF_MODULES)} || say "modprobe failed"
+chroot $R /sbin/modprobe -a {" ".join(PROOF_MODULES)} || say "WARNING: could not load {" ".join(PROOF_MODULES)}"
 say "ready $(cat /proc/uptime)"
 chroot $R /bin/sh -c {q(f"cd {q(cwd)} && exec env -i {exports} {' '.join(map(q, command))}")}
 echo $? > $R{GUEST_RESULTS}/status
@@ -408,7 +409,8 @@ def guest_env(share: str) -> dict[str, str]:
     return {**keep, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "PYTHONPATH": source + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
             "TCPKB_RESULTS": os.pathsep.join([*paths.results_dirs(), share]),
-            "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+            "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "TCPKB_WATCHDOG_SCALE": str(WATCHDOG_SCALE)}
 
 
 def run_in_vm(kernel: Kernel, args: list[str], timeout: float = TIMEOUT_S, on_line=None,
