@@ -300,6 +300,17 @@ def test_bad_kernel_input_exits_2_with_one_line(argv, message, kb_db, monkeypatc
     assert message in result.output and "Traceback" not in result.output
 
 
+def test_missing_qemu_exits_2_with_one_line(tmp_path, kb_db, monkeypatch):
+    kernel = fake_tree(tmp_path / "pkg", "6.1.0-57-amd64")
+    monkeypatch.setenv("TCPKB_DB", str(kb_db))
+    monkeypatch.setattr(vm, "QEMU", "no-such-qemu-system-x86_64")
+    monkeypatch.setattr(vm.platform, "machine", lambda: "x86_64")
+    result = CliRunner().invoke(app, ["verify", "--kernel", kernel.vmlinuz, "errno_reset"])
+    assert result.exit_code == 2, result.output
+    assert "no-such-qemu-system-x86_64 not found: apt-get install qemu-system-x86" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
 # -- what the kernel lacks is a skip, with the reason ----------------------------------------
 
 def _scenario(fn, needs_: tuple) -> Scenario:

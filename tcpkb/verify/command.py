@@ -96,6 +96,7 @@ def verify_in_vm(spec: str, targets: list[str], known: set[str], as_json: bool,
 
     try:
         kernel = vm.resolve(spec)
+        vm.check_host()  # before anything is printed: a missing QEMU is one line
         _fresh_db()
         if not as_json:
             output.echo(f"tcpkb verify: booting {kernel.release} in QEMU (TCG, no network device)")
