@@ -458,7 +458,9 @@ def collect(share: str, log: list[str]) -> tuple[int, dict]:
         with open(os.path.join(share, "status")) as f:
             status = int(f.read().strip() or "1")
     except (OSError, ValueError):
-        raise VmError("the guest ended without running tcpkb verify" + tail(log)) from None
+        started = any(line.startswith(f"{MARK} ready") for line in log)
+        raise VmError(("the guest stopped before tcpkb verify finished" if started
+                       else "the guest stopped before its root was ready") + tail(log)) from None
     if status not in (0, 1):  # 0 all passed, 1 some failed: anything else is the run breaking
         raise VmError(f"tcpkb verify in the guest exited with status {status}" + tail(log))
     files = [name for name in os.listdir(share) if name.endswith(".json")]
