@@ -1,8 +1,8 @@
 """Run `tcpkb verify` on another kernel: Debian's generic kernel booted in QEMU, no network device.
 
 The guest is this machine seen through a window: QEMU exports the host's `/` read-only over
-virtio-9p, a busybox initramfs makes it the lower layer of an overlay (writes land in guest
-memory), exports a second, writable 9p share for the results, loads the modules the proof needs
+virtio-9p, and a second, writable 9p share for the results. A busybox initramfs makes the first
+the lower layer of an overlay (writes land in guest memory), loads the modules the proof needs
 from the kernel's own package, and runs the host's Python on the host's tcpkb inside. The
 guest has no network device at all (`-nic none`, `-nodefaults`): every packet a scenario sends
 stays in the namespaces it creates inside the guest. QEMU runs under TCG (no KVM needed), in
@@ -336,6 +336,8 @@ def qemu_command(kernel: Kernel, initrd: str, results: str, cpus: int, memory_mb
             "-nodefaults", "-nic", "none", "-display", "none", "-monitor", "none",
             "-serial", "stdio", "-no-reboot",
             "-kernel", kernel.vmlinuz, "-initrd", initrd,
+            # panic=-1 with -no-reboot: a guest panic ends QEMU at once; the CPU-bug mitigations
+            # only cost time under emulation and change nothing a scenario looks at
             "-append", "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off",
             "-virtfs", f"{share},path=/,mount_tag={ROOT_TAG},readonly=on",
             "-virtfs", f"{share},path={results},mount_tag={RESULTS_TAG}"]
