@@ -204,13 +204,19 @@ def verify(
                                        help="Scenarios run at once (default: twice the number of CPUs)."),
     coverage: bool = typer.Option(False, "--coverage", help="List the entries no result reproduces or checks."),
     list_only: bool = typer.Option(False, "--list", help="List the scenarios and their claims; run nothing."),
+    kernel: Optional[str] = typer.Option(
+        None, "--kernel", metavar="SPEC",
+        help="Run on another kernel in a QEMU VM with no network device: a vmlinuz path, or a Debian "
+             "series (6.1, 6.12) fetched with apt-get."),
+    build: bool = typer.Option(True, "--build/--no-build", hidden=True,
+                               help="Rebuild the database with the results (a VM's guest does not)."),
 ) -> None:
     """Reproduce the notes' claims on this kernel: each scenario in a fresh network namespace.
 
     Results are saved per kernel release and architecture and loaded into the database."""
     from .verify.command import verify as run_verify
 
-    raise typer.Exit(run_verify(targets or [], as_json, jobs, coverage, list_only))
+    raise typer.Exit(run_verify(targets or [], as_json, jobs, coverage, list_only, kernel, build))
 
 
 @app.command()

@@ -23,7 +23,8 @@ class Scenario:
     fn: Callable
     module: str
     level: str = "reproduced"  # or "checked"
-    needs: frozenset = frozenset()  # "netns", "tun"
+    # "netns", "tun", and what the kernel must have: "sysctl:<name>", "btf:<name>" (see needs.py)
+    needs: frozenset = frozenset()
     timeout: float = 5.0
     verdicts: dict = field(default_factory=dict)  # claim:<slug> -> confirmed|refuted|depends
     kind: str | None = None  # a check: the kind of entry it checks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -38,9 +39,12 @@ def select(targets: list[str], scenarios: dict[str, Scenario]) -> list[Scenario]
 
 
 def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
-           coverage: bool = False, list_only: bool = False) -> int:
+           coverage: bool = False, list_only: bool = False, kernel: str | None = None,
+           rebuild: bool = True) -> int:
     try:
         scenarios = all_scenarios()
+        if kernel and (coverage or list_only):
+            raise Usage("--kernel runs scenarios in a VM; it does not combine with --list or --coverage")
         if coverage:
             return show_coverage(as_json)
         chosen = select(targets, scenarios)
@@ -49,11 +53,11 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
         return 2
     if list_only:
         return show_list(chosen, as_json)
+    if kernel:
+        return verify_in_vm(kernel, targets, set(scenarios), as_json, jobs, rebuild)
+    db = _fresh_db()
     # Scenarios mostly wait on kernel timers, not the CPU: two per core keeps both busy.
     jobs = jobs or 2 * (os.cpu_count() or 1)
-    db = paths.db_path()
-    if not os.path.exists(db) or paths.is_stale(db) is not False:
-        _rebuild()  # the checks compare the notes as they are now
     here = machine()
     if not as_json:
         output.echo(f"tcpkb verify: {len(chosen)} scenarios on {here['kernel']} {here['arch']}, "
@@ -63,10 +67,16 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
                on_result=None if as_json else _print_result)
     wall = time.monotonic() - began
     path = results.write(done, here["kernel"], here["arch"], known=set(scenarios))
+    if rebuild:
+        _rebuild()
+    return report(done, here, path, as_json, {"jobs": jobs, "wall_s": round(wall, 2)})
+
+
+def report(done: list[dict], here: dict, path: str, as_json: bool, extra: dict) -> int:
+    """Print a run's results (failures with their traces); exit status 1 if any failed."""
     counts = {k: sum(r["status"] == k for r in done) for k in MARKS}
-    _rebuild()
     if as_json:
-        output.print_json({**here, "jobs": jobs, "wall_s": round(wall, 2), **counts, "file": path,
+        output.print_json({**here, **extra, **counts, "file": path,
                            "results": [{k: r[k] for k in ("scenario", "level", "status", "reason",
                                                           "duration_ms", "proves")}
                                        | ({"trace": r["trace"]} if r["status"] in ("failed", "error") else {})
@@ -76,8 +86,57 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
             if r["status"] in ("failed", "error"):
                 print_trace(r)
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        output.echo(f"{summary or 'nothing run'} in {wall:.1f} s; results in {_short(path)}")
+        booted = f" (a VM: {extra['boot_s']:.1f} s to boot)" if "boot_s" in extra else ""
+        output.echo(f"{summary or 'nothing run'} in {extra['wall_s']:.1f} s{booted}; results in {_short(path)}")
     return 1 if counts["failed"] or counts["error"] else 0
+
+
+def verify_in_vm(spec: str, targets: list[str], known: set[str], as_json: bool,
+                 jobs: int | None, rebuild: bool) -> int:
+    """The same run on another kernel booted in QEMU; its results join this machine's results dir."""
+    from . import vm
+
+    try:
+        kernel = vm.resolve(spec)
+        vm.check_host()  # before anything is printed: a missing QEMU is one line
+        _fresh_db()
+        if not as_json:
+            output.echo(f"tcpkb verify: booting {kernel.release} in QEMU (TCG, no network device)")
+        began = time.monotonic()
+        args = [*targets, "--no-build", *(["--jobs", str(jobs)] if jobs else [])]
+        back = vm.run_in_vm(kernel, args, on_line=None if as_json else _guest_line)
+    except vm.VmError as e:
+        output.fail(str(e))
+        return 2
+    data = back["results"]
+    here = {"kernel": data["kernel"], "arch": data["arch"]}
+    path = results.write(data["results"], data["kernel"], data["arch"], known=known)
+    if rebuild:
+        _rebuild()
+    extra = {"vmlinuz": kernel.vmlinuz, "wall_s": round(time.monotonic() - began, 2),
+             "boot_s": back["boot_s"], "guest_run_s": back["run_s"]}
+    return report(data["results"], here, path, as_json, extra)
+
+
+GUEST_PROGRESS = re.compile(r"  (ok|FAIL|ERROR|skip) ")
+
+
+def _guest_line(line: str) -> None:
+    """Echo the guest's line per scenario (its traces come once, from the results, at the end)
+    and the initramfs's warnings."""
+    if GUEST_PROGRESS.match(line):
+        output.echo(line)
+    elif line.startswith("tcpkb-vm: WARNING"):
+        output.echo(line, err=True)
+
+
+def _fresh_db() -> str:
+    """The database, rebuilt first if the notes changed: the checks compare the notes as they are
+    now (a VM's guest reads this same file)."""
+    db = paths.db_path()
+    if not os.path.exists(db) or paths.is_stale(db) is not False:
+        _rebuild()
+    return db
 
 
 def _rebuild() -> None:

@@ -26,7 +26,8 @@ import time
 
 from ..machine.proc import tcp_sockets
 from .capture import Capture
-from ..machine.netns import read_sysctl, set_sysctl
+from ..machine.netns import read_sysctl, set_sysctl, sysctl_path
+from .needs import missing_sysctl
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
 # TCP_INFO reports on live sockets; this table only decodes the byte.
@@ -462,6 +463,8 @@ class Lab:
     def sysctl(self, name: str, value) -> None:
         if not self.isolated:
             raise Skip(f"needs its own network namespace to set {name}")
+        if not os.path.exists(sysctl_path(name)):  # a knob this kernel lacks is a finding
+            raise Skip(missing_sysctl(name))
         set_sysctl(name, value)
         self.sysctls[name] = read_sysctl(name)
         self.note(f"sysctl {name} = {self.sysctls[name]}")

@@ -25,7 +25,7 @@ def _to_peer(lab, flags: str) -> list[dict]:
           "out in that time (at 0, 1 and 2 s), not two.",
     proves=["errno:ETIMEDOUT", "flag:SYN", "sockopt:TCP_SYNCNT",
             "sysctl:net.ipv4.tcp_syn_linear_timeouts", "call:connect"],
-    needs=("netns", "tun"),
+    needs=("netns", "tun", "sysctl:net.ipv4.tcp_syn_linear_timeouts"),
     timeout=6.0,
 )
 def syn_retries_exhausted_connect_times_out(lab):

@@ -74,6 +74,7 @@ def linger_timeout_blocks_close_even_when_nonblocking(lab):
           "raised to a floor of 2304 bytes for SO_RCVBUF and 4608 for SO_SNDBUF.",
     proves=["sockopt:SO_RCVBUF", "sockopt:SO_SNDBUF", "sysctl:net.core.rmem_max",
             "sysctl:net.core.wmem_max", "call:setsockopt", "call:getsockopt"],
+    needs=("netns", "sysctl:net.core.rmem_max", "sysctl:net.core.wmem_max"),
 )
 def rcvbuf_and_sndbuf_are_doubled_and_capped(lab):
     rmax, wmax = int(read_sysctl("net.core.rmem_max")), int(read_sysctl("net.core.wmem_max"))

@@ -209,6 +209,7 @@ def half_open_connection_is_request_socket_shown_as_syn_recv(lab):
           "only when the state mask has bit 13 (BOUND_INACTIVE) set, and the entry carries state 7 (CLOSE), "
           "as TCP_INFO does; /proc/net/tcp does not list it.",
     proves=["state:BOUND_INACTIVE"],
+    needs=("netns", "btf:TCP_BOUND_INACTIVE"),
 )
 def bound_only_socket_needs_bound_inactive_query(lab):
     s = lab.socket("bound")

@@ -229,7 +229,7 @@ def _syn_retries_run(lab, linear: int | None) -> tuple[list[float], float]:
           "into it, 1 s apart (at 0, 1, 2, 3, 4 and 5 s).",
     proves=["sysctl:net.ipv4.tcp_syn_retries", "sysctl:net.ipv4.tcp_syn_linear_timeouts",
             "errno:ETIMEDOUT", "state:SYN_SENT", "flag:SYN"],
-    needs=("netns", "tun"),
+    needs=("netns", "tun", "sysctl:net.ipv4.tcp_syn_linear_timeouts"),
     timeout=10.0,
 )
 def syn_retries_2_times_out_after_7_s_with_linear_timeouts(lab):
@@ -246,7 +246,7 @@ def syn_retries_2_times_out_after_7_s_with_linear_timeouts(lab):
           "fails with ETIMEDOUT after about 7 s.",
     proves=["sysctl:net.ipv4.tcp_syn_retries", "sysctl:net.ipv4.tcp_syn_linear_timeouts",
             "errno:ETIMEDOUT", "flag:SYN"],
-    needs=("netns", "tun"),
+    needs=("netns", "tun", "sysctl:net.ipv4.tcp_syn_linear_timeouts"),
     timeout=10.0,
 )
 def syn_retries_2_times_out_after_7_s_with_exponential_backoff(lab):
@@ -529,6 +529,7 @@ def tcp_ecn_values_set_syn_and_syn_ack_flags(lab):
           "(212992), which a UDP socket starts from.",
     proves=["sysctl:net.ipv4.tcp_rmem", "sysctl:net.ipv4.tcp_wmem", "sysctl:net.core.rmem_default",
             "sysctl:net.core.wmem_default", "sockopt:SO_RCVBUF", "sockopt:SO_SNDBUF"],
+    needs=("netns", "sysctl:net.core.rmem_default", "sysctl:net.core.wmem_default"),
 )
 def tcp_buffers_start_from_tcp_rmem_not_rmem_default(lab):
     rmem = [int(v) for v in read_sysctl("net.ipv4.tcp_rmem").split()]
