@@ -25,6 +25,7 @@ import termios
 import time
 
 from ..proc import tcp_sockets
+from . import timing
 from .capture import Capture
 from .netns import read_sysctl, set_sysctl
 
@@ -320,7 +321,17 @@ class Lab:
     # -- recording -------------------------------------------------------
 
     def _ms(self) -> float:
-        return round((time.time() - self.start) * 1000, 3)
+        return self.at_ms(time.time())
+
+    def at_ms(self, realtime: float) -> float:
+        """A CLOCK_REALTIME instant (time.time(), a capture stamp) in ms since the lab started."""
+        return round((realtime - self.start) * 1000, 3)
+
+    def stamp(self, packet: dict) -> float:
+        """The kernel's CLOCK_REALTIME stamp of a captured packet, in seconds."""
+        if self.capture is None or not self.capture.stamping:
+            self.fail("no kernel packet timestamps here: this window cannot be measured")
+        return self.start + packet["t_ms"] / 1000
 
     def _snapshot(self) -> dict:
         states = {s.name: s.state() for s in self.sockets if s.sock.type == socket.SOCK_STREAM
@@ -335,11 +346,30 @@ class Lab:
         return step
 
     def call(self, sock: TracedSocket | None, text: str, fn) -> Result:
+        return self._call(sock, text, fn, None)
+
+    def timed_call(self, sock: TracedSocket | None, text: str, fn) -> tuple[Result, timing.Span]:
+        """`call`, bracketed by the capture's clock and the scheduler's accounting (timing.Span):
+        the step also records when the call began and how long it slept in the kernel."""
+        span = {}
+
+        def measured():
+            value, span["span"] = timing.measure(fn)
+            if isinstance(value, OSError):
+                raise value
+            return value
+        result = self._call(sock, text, measured, span)
+        return result, span["span"]
+
+    def _call(self, sock: TracedSocket | None, text: str, fn, span: dict | None) -> Result:
         try:
             result = Result(text, value=fn())
         except OSError as e:
             result = Result(text, error=e)
         step = {"actor": sock.name if sock else "lab", "call": text}
+        if span:
+            step["began_ms"] = self.at_ms(span["span"].start)
+            step["blocked_ms"] = round(span["span"].blocked * 1000, 3)
         if sock is not None:  # lets tests tell a TCP socket's errno from a UDP or Unix one's
             step["socket"] = _kind_of(sock.sock)
         if result.ok:
@@ -565,6 +595,74 @@ class Lab:
         moved = self.counter(name)
         self.expect(moved >= at_least, f"{name} rose by at least {at_least} (rose by {moved})")
         return moved
+
+    def expect_window(self, measured, low: float, high: float, what: str, clock: str) -> None:
+        """`low` < `measured` < `high`, in seconds. `measured` is a number, or (earliest, latest)
+        when one end of the window is a call known only to lie inside its bracket: then the
+        earliest estimate must clear `low` and the latest stay under `high`, so neither bound can
+        pass on the strength of the bracket. `clock` names how it was measured: "capture" (two
+        kernel packet stamps), "capture+call" (a stamp and a call's bracket), "blocked" (the time
+        a call slept in the kernel, from schedstat) or "timer" (a /proc/net/tcp timer)."""
+        earliest, latest = measured if isinstance(measured, tuple) else (measured, measured)
+        ok = low < earliest and latest < high
+        shown = f"{earliest:.3f} s" if earliest == latest else f"{earliest:.3f}-{latest:.3f} s"
+        message = f"{what}: {shown}, within {low:.3f}-{high:.3f} s ({clock} clock)"
+        self.record({"actor": "lab", "expect": message, "ok": ok,
+                     "window": {"measured_s": [round(earliest, 4), round(latest, 4)],
+                                "low_s": round(low, 4), "high_s": round(high, 4), "clock": clock}})
+        if not ok:
+            raise ScenarioFailed(message)
+
+    def timer_deadline(self, sock: TracedSocket) -> tuple[dict, float, float]:
+        """(row, earliest, latest): `sock`'s /proc/net/tcp row and the CLOCK_REALTIME span in which
+        its timer's expiry lies. The row is read within a 2 ms bracket; its `when` column is the
+        jiffies left, in 10 ms clock ticks rounded down, and the read fell somewhere inside the
+        current jiffy: so the expiry is up to a jiffy before, or 10 ms after, read + when."""
+        row, start, end = timing.tight_read(sock.proc_row)
+        if row is None:
+            self.fail(f"/proc/net/tcp lists no row for {sock.name}")
+        return row, start + row["timer_s"] - timing.jiffy(), end + row["timer_s"] + 0.01
+
+    def expect_timer(self, sock: TracedSocket, kind: int, armed_by: dict, nominal: float,
+                     what: str) -> tuple[dict, float, float]:
+        """`sock` runs /proc/net/tcp timer `kind`, set to fire `nominal` seconds after the kernel
+        processed the captured packet `armed_by` (bounds: timing.timer_read_bounds). The kernel's
+        schedule is read, not waited for, so load cannot stretch it. Returns timer_deadline()."""
+        row, earliest, latest = self.timer_deadline(sock)
+        self.expect(row["timer"] == kind, f"{sock.name} runs timer {kind} (/proc/net/tcp: {row['timer']})")
+        armed = self.stamp(armed_by)
+        low, high = timing.timer_read_bounds(nominal)
+        self.expect_window((earliest - armed, latest - armed), low, high, what, "timer")
+        return row, earliest, latest
+
+    def expect_freed_by_timer(self, sock: TracedSocket, earliest: float, latest: float, nominal: float,
+                              timeout: float = 3.0) -> None:
+        """`sock`'s row leaves /proc/net/tcp when its timer (due between `earliest` and `latest`)
+        fires: not listed after the due time plus the wheel's rounding and LOAD_MARGIN_S, and not
+        gone before `earliest`."""
+        seen, gone = self.wait_gone(sock, timeout)
+        late = latest + timing.wheel_slack(nominal) + timing.LOAD_MARGIN_S
+        self.expect(seen < late, f"{sock.name} was listed no later than its timer was due "
+                                 f"(last seen {self.at_ms(seen):.0f} ms, due by {self.at_ms(latest):.0f} ms)")
+        self.expect(gone > earliest, f"{sock.name} was gone no sooner than its timer was due "
+                                     f"(gone by {self.at_ms(gone):.0f} ms, due from {self.at_ms(earliest):.0f} ms)")
+
+    def wait_gone(self, sock: TracedSocket, timeout: float) -> tuple[float, float]:
+        """Poll until /proc/net/tcp lists no row for `sock`, or fail after `timeout`. Returns
+        (seen, gone) in CLOCK_REALTIME: the start of the last read that still listed it (it was
+        freed later) and the end of the first that did not (it was freed sooner). Slow polling
+        only moves `seen` earlier and `gone` later, so checks on them cannot pass by load."""
+        deadline = time.monotonic() + timeout
+        seen = time.time()
+        while time.monotonic() < deadline:
+            start = time.time()
+            if sock.proc_row() is None:
+                gone = time.time()
+                self.record({"actor": "lab", "note": f"{sock.name} no longer in /proc/net/tcp"})
+                return seen, gone
+            seen = start
+            time.sleep(POLL_S)
+        self.fail(f"{sock.name} was still in /proc/net/tcp after {timeout} s")
 
     def packets(self) -> list[dict]:
         """Every packet captured so far, each labelled `from`/`to` with the lab's names."""

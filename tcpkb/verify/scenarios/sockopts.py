@@ -16,6 +16,7 @@ import time
 from .. import scenario
 from ..lab import Skip
 from ..netns import read_sysctl
+from ..timing import LOAD_MARGIN_S, timer_bounds
 
 SMALL = {"SO_RCVBUF": 4096, "SO_SNDBUF": 4096}
 IP_BIND_ADDRESS_NO_PORT = 24
@@ -138,22 +139,44 @@ def nagle_holds_second_small_write_until_ack(lab):
     nagle, nagle_conn = peer.connected("nagle", port=8080, blocking=True)
     nodelay, _ = peer.connected("nodelay", port=8081, blocking=True)
     nodelay.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1, label="TCP_NODELAY").value
+    spans = {}
     for sock in (nagle, nodelay):
-        sock.send(b"first").value
-        sock.send(b"second").value
+        for data in (b"first", b"second"):
+            r, spans[sock.name, data] = lab.timed_call(sock, f"send({data!r})", lambda d=data: sock.sock.send(d))
+            r.value
     lab.sleep(0.1)
-    held = _data_to_peer(lab, 8080)
-    lab.expect(len(held) == 1 and held[0]["len"] == 5,
-               f"Nagle: one 5-byte segment within 0.1 s ({[p['len'] for p in held]})")
-    lab.expect(nagle.unsent() == 6, f"the 6 bytes of the second write wait unsent ({nagle.unsent()})")
-    both = _data_to_peer(lab, 8081)
+    # The peer acknowledges nothing yet, so the retransmission timer may resend the first
+    # segment if the lab sleeps long; only each byte range's first copy counts.
+    both = _first_copies(_data_to_peer(lab, 8081))
     lab.expect([p["len"] for p in both] == [5, 6], f"TCP_NODELAY: two segments, 5 and 6 bytes "
                f"({[p['len'] for p in both]})")
+    second = spans["nodelay", b"second"]
+    lab.expect(second.start <= lab.stamp(both[1]) <= second.end, "the 6 bytes left during their send()")
+    lab.expect(nagle.unsent() == 6, f"Nagle: the 6 bytes of the second write wait unsent ({nagle.unsent()})")
     first = nagle_conn.expect(contains="P", timeout=0.5)
     nagle_conn.send(".")
-    second = nagle_conn.expect(contains="P", timeout=0.5)
-    lab.expect(second["len"] == 6 and second["seq"] == first["seq"] + 5,
-               "the ACK releases the 6 held bytes as the next segment")
+    released = peer.expect(lambda p: p["sport"] == nagle_conn.kernel_port and p["len"] == 6
+                           and p["seq"] == (first["seq"] + 5) & 0xFFFFFFFF, 0.5, "the 6 held bytes")
+    lab.note(f"the held bytes left as seq {released['seq']}, right after the first 5")
+    copies = _first_copies(_data_to_peer(lab, 8080))
+    ack = [p for p in lab.packets() if p.get("dir") == "from-peer" and p["dport"] == nagle_conn.kernel_port
+           and p["flags"] == "." and p["len"] == 0][-1]
+    lab.expect([p["len"] for p in copies] == [5, 6] and copies[0]["t_ms"] < ack["t_ms"] < copies[1]["t_ms"],
+               "Nagle: one 5-byte segment, and the 6 bytes only after the peer's ACK")
+    # tcp_ack() sends what Nagle held (tcp_data_snd_check()) while it processes the ACK, in the
+    # same softirq. A timer would take 200 ms at least (TCP_RTO_MIN); 0.1 s is the load margin.
+    lab.expect_window(lab.stamp(copies[1]) - lab.stamp(ack), 0.0, LOAD_MARGIN_S,
+                      "from the peer's ACK to the held segment", "capture")
+
+
+def _first_copies(segments: list[dict]) -> list[dict]:
+    """Segments in order, without retransmissions (a segment whose first byte was already sent)."""
+    seen, out = set(), []
+    for p in segments:
+        if p["seq"] not in seen:
+            seen.add(p["seq"])
+            out.append(p)
+    return out
 
 
 @scenario(
@@ -168,22 +191,38 @@ def cork_holds_small_writes_until_uncork_or_200_ms(lab):
     waited, waited_server = lab.connect_to(listener, "waited", "waited-server")
     for sock in (corked, waited):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1, label="TCP_CORK").value
-    began = time.monotonic()
-    for sock in (corked, waited):
-        for data in (b"ab", b"cd", b"ef"):
-            sock.send(data).value
-    lab.sleep(0.1)
-    lab.expect(not _data_from(lab, corked) and not _data_from(lab, waited), "nothing sent within 0.1 s")
-    corked.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0, label="TCP_CORK").value
+    _corked_writes(lab, corked)
+    r, uncork = lab.timed_call(corked, "setsockopt(TCP_CORK, 0)",
+                               lambda: corked.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0))
+    r.value
     lab.wait_for(lambda: server.queued() == 6, 1.0, "the uncorked bytes to arrive")
     sent = _data_from(lab, corked)
     lab.expect([p["len"] for p in sent] == [6], f"uncorking sent one 6-byte segment ({[p['len'] for p in sent]})")
+    lab.expect(uncork.start <= lab.stamp(sent[0]) <= uncork.end,
+               "it left during the setsockopt() that cleared TCP_CORK, and nothing before it")
+
+    first = _corked_writes(lab, waited)
     lab.wait_for(lambda: waited_server.queued() == 6, 1.0, "the still-corked bytes to leave on their own")
-    took = time.monotonic() - began
-    lab.note(f"the corked bytes left {took:.3f} s after the writes")
     sent = _data_from(lab, waited)
     lab.expect([p["len"] for p in sent] == [6], f"one 6-byte segment ({[p['len'] for p in sent]})")
-    lab.expect(0.15 < took < 0.5, f"after about 200 ms ({took:.3f} s)")
+    # The first corked write arms the zero-window probe timer (tcp_check_probe_timer()) for
+    # tcp_probe0_base() = max(icsk_rto, TCP_RTO_MIN); on loopback the RTO is TCP_RTO_MIN (200 ms,
+    # HZ/5) plus a negligible srtt, and the timer's expiry sends the held bytes. Low: half of
+    # that, far above an immediate send and the 40 ms delayed-ACK minimum; high: the 200 ms timer
+    # with its jiffy rounding and load margin (timing.timer_bounds), far below the 1 s initial RTO.
+    left = lab.stamp(sent[0])
+    lab.expect_window((left - first.end, left - first.start), 0.1, timer_bounds(0.2)[1],
+                      "from the first corked write to the segment", "capture+call")
+
+
+def _corked_writes(lab, sock):
+    """Three 2-byte send()s on a corked socket; the Span of the first, which arms the timer."""
+    spans = []
+    for data in (b"ab", b"cd", b"ef"):
+        r, span = lab.timed_call(sock, f"send({data!r})", lambda d=data: sock.sock.send(d))
+        r.value
+        spans.append(span)
+    return spans[0]
 
 
 # -- recv flags ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import time
 from .. import scenario
 from ..netns import read_sysctl
 from ..peer import Conn
-from .errno_addresses import _client_side_time_waits
+from .errno_addresses import (CLOCK_SLEW_S, DEFAULT_TW_REUSE_DELAY_S, _client_side_time_waits,
+                              _fin_into_time_wait, _tw_refused_then_reused)
 
 SERVER_PORT = 5000  # outside the shrunken ephemeral range
 RANGE = (40000, 40001)
@@ -30,19 +31,6 @@ def _to_peer(lab, flags: str | None = None) -> list[dict]:
 
 def _times(packets: list[dict]) -> list[float]:
     return [round(p["t_ms"] / 1000, 2) for p in packets]
-
-
-def _connect_retrying(lab, name: str, address: tuple, within: float) -> tuple:
-    """(traced socket or None, seconds): connect() with fresh, untraced sockets every 10 ms until
-    one succeeds or `within` seconds pass; only the successful socket joins the lab."""
-    began = time.monotonic()
-    while time.monotonic() - began < within:
-        raw = socket.socket()
-        if raw.connect_ex(address) == 0:
-            return lab.adopt(name, raw), time.monotonic() - began
-        raw.close()
-        time.sleep(0.01)
-    return None, time.monotonic() - began
 
 
 # -- TIME_WAIT: tcp_max_tw_buckets, tcp_tw_reuse, ip_local_port_range ----------------------
@@ -103,18 +91,33 @@ def tw_reuse_0_never_takes_time_wait_port(lab):
     lab.expect_errno(first.connect(listener.local), "EADDRNOTAVAIL")
     lab.sleep(0.5)
     later = lab.socket("later")
+    began = time.time()  # the attempt happens no sooner than this
     lab.expect_errno(later.connect(listener.local), "EADDRNOTAVAIL")
+    _expect_past_reuse_delay(lab, listener, ports, began, 0.1)
     lab.expect(lab.counter("TcpExtTWRecycled") == 0, "no TIME_WAIT was recycled")
+
+
+def _expect_past_reuse_delay(lab, listener, ports: list[int], began: float, delay_s: float) -> None:
+    """The connect() that began at `began` came when every TIME_WAIT was older than the delay:
+    measured from the youngest one's FIN, whose stamp precedes the TIME_WAIT's own entry stamp.
+    The lab slept 0.4-0.5 s for this; load only lengthens a sleep."""
+    youngest = max(lab.stamp(_fin_into_time_wait(lab, listener.local, port)) for port in ports)
+    lab.expect_window(began - youngest, delay_s + CLOCK_SLEW_S, float("inf"),
+                      "the refused connect() began this long after the youngest TIME_WAIT", "capture+call")
 
 
 def _tw_reuse_run(lab, mode: int, address: str) -> tuple:
     """Two client TIME_WAITs to `address`:5000 filling a two-port range under tcp_tw_reuse=`mode`
     and tcp_tw_reuse_delay=100 ms; returns (listener, the TIME_WAIT ports)."""
+    _tw_reuse_sysctls(lab, mode)
+    listener = lab.listener(address=(address, SERVER_PORT))
+    return listener, _client_side_time_waits(lab, 2, listener)
+
+
+def _tw_reuse_sysctls(lab, mode: int) -> None:
     lab.sysctl("net.ipv4.ip_local_port_range", f"{RANGE[0]} {RANGE[1]}")
     lab.sysctl("net.ipv4.tcp_tw_reuse", mode)
     lab.sysctl("net.ipv4.tcp_tw_reuse_delay", 100)
-    listener = lab.listener(address=(address, SERVER_PORT))
-    return listener, _client_side_time_waits(lab, 2, listener)
 
 
 @scenario(
@@ -128,17 +131,11 @@ def _tw_reuse_run(lab, mode: int, address: str) -> tuple:
 )
 def tw_reuse_1_takes_non_loopback_time_wait_port_after_delay(lab):
     peer = lab.tun_peer()  # only for the address 10.0.0.1; the traffic stays on lo
-    listener, ports = _tw_reuse_run(lab, 1, peer.kernel_address)
-    first = lab.socket("first")
-    lab.expect_errno(first.connect(listener.local), "EADDRNOTAVAIL")
-    first.close()
-    lab.note("retrying connect() every 10 ms with fresh sockets (not traced) until one succeeds")
-    reuser, took = _connect_retrying(lab, "reuser", listener.local, 1.5)
-    lab.expect(reuser is not None, f"a connect() succeeded within 1.5 s (waited {took:.3f} s)")
-    lab.note(f"connect() succeeded after {took:.3f} s from {reuser.local[0]}:{reuser.local[1]}")
-    lab.expect(reuser.local == (peer.kernel_address, reuser.local[1]) and reuser.local[1] in ports,
-               f"the new connection took TIME_WAIT port {reuser.local[1]} on {reuser.local[0]}")
-    lab.expect(0.05 < took < 0.6, f"the reuse came about 0.1 s after the TIME_WAIT (took {took:.3f} s)")
+    _tw_reuse_sysctls(lab, 1)
+    _, _, reuser, gap = _tw_refused_then_reused(lab, peer.kernel_address, 0.1)
+    lab.expect(reuser.local[0] == peer.kernel_address, f"the new connection is from {reuser.local[0]}")
+    lab.expect_window(gap, 0.1 - CLOCK_SLEW_S, DEFAULT_TW_REUSE_DELAY_S,
+                      "from the FIN that made the TIME_WAIT to the SYN that reused its port", "capture")
     lab.expect_counter("TcpExtTWRecycled", at_least=1)
 
 
@@ -166,7 +163,9 @@ def tw_reuse_2_takes_only_loopback_time_wait_port(lab):
                f"both destinations hold both ports in TIME_WAIT ({local_ports}, {loop_ports})")
     lab.sleep(0.4)
     other = lab.socket("to-10.0.0.1")
+    began = time.time()  # the attempt happens no sooner than this
     lab.expect_errno(other.connect(local.local), "EADDRNOTAVAIL")
+    _expect_past_reuse_delay(lab, local, local_ports, began, 0.1)
     loopback = lab.socket("to-127.0.0.1")
     lab.expect_ok(loopback.connect(loop.local))
     lab.expect(loopback.local[1] in RANGE, f"the loopback connection reused port {loopback.local[1]}")
