@@ -596,22 +596,45 @@ class Lab:
         self.expect(moved >= at_least, f"{name} rose by at least {at_least} (rose by {moved})")
         return moved
 
-    def expect_window(self, measured, low: float, high: float, what: str, clock: str) -> None:
-        """`low` < `measured` < `high`, in seconds. `measured` is a number, or (earliest, latest)
-        when one end of the window is a call known only to lie inside its bracket: then the
-        earliest estimate must clear `low` and the latest stay under `high`, so neither bound can
-        pass on the strength of the bracket. `clock` names how it was measured: "capture" (two
-        kernel packet stamps), "capture+call" (a stamp and a call's bracket), "blocked" (the time
-        a call slept in the kernel, from schedstat) or "timer" (a /proc/net/tcp timer)."""
+    def expect_window(self, measured, low: float | None, high: float | None, what: str, clock: str) -> None:
+        """`low` < `measured` < `high`, in seconds (None: no bound that side). `measured` is a
+        number, or (earliest, latest) when one end of the window is a call known only to lie
+        inside its bracket: the earliest estimate must clear `low` and the latest stay under
+        `high`, so neither bound can pass on the strength of the bracket. `clock` names how it was
+        measured: "capture" (two kernel packet stamps), "capture+call" (a stamp and a call's
+        bracket), "blocked" (the time a call slept in the kernel, from schedstat) or "timer" (a
+        /proc/net/tcp timer's deadline)."""
         earliest, latest = measured if isinstance(measured, tuple) else (measured, measured)
-        ok = low < earliest and latest < high
+        ok = (low is None or low < earliest) and (high is None or latest < high)
         shown = f"{earliest:.3f} s" if earliest == latest else f"{earliest:.3f}-{latest:.3f} s"
-        message = f"{what}: {shown}, within {low:.3f}-{high:.3f} s ({clock} clock)"
+        bounds = " and ".join(b for b in (low is not None and f"above {low:.3f} s",
+                                           high is not None and f"below {high:.3f} s") if b)
+        message = f"{what}: {shown}, {bounds} ({clock} clock)"
         self.record({"actor": "lab", "expect": message, "ok": ok,
                      "window": {"measured_s": [round(earliest, 4), round(latest, 4)],
-                                "low_s": round(low, 4), "high_s": round(high, 4), "clock": clock}})
+                                "low_s": None if low is None else round(low, 4),
+                                "high_s": None if high is None else round(high, 4), "clock": clock}})
         if not ok:
             raise ScenarioFailed(message)
+
+    def wait_readable(self, sock: TracedSocket, timeout: float, what: str) -> timing.Span:
+        """One blocking select() until `sock` is readable (data, EOF or an error), bracketed
+        (timing.Span: its `woke` is when the kernel woke it); fails after `timeout`."""
+        r, span = self.timed_call(sock, f"select() for readable, {timeout} s at most",
+                                  lambda: bool(select.select([sock.sock], [], [], timeout)[0]))
+        if not r.value:
+            self.fail(f"gave up after {timeout} s waiting for {what}")
+        return span
+
+    def expect_woken_by(self, span: timing.Span, at: float, what: str) -> None:
+        """The call of `span` was still in progress at `at` (CLOCK_REALTIME: a packet's stamp, or the
+        moment another thread acted) and slept no longer than until then, give or take
+        LOAD_MARGIN_S: it was `at` that woke it, not a timer or the end of a bound."""
+        self.expect(span.start < at < span.end,
+                    f"the call was still blocked when {what} ({self.at_ms(at):.1f} ms, call "
+                    f"{self.at_ms(span.start):.1f}-{self.at_ms(span.end):.1f} ms)")
+        self.expect_window(span.blocked, None, at - span.start + timing.LOAD_MARGIN_S,
+                           f"slept until {what}", "blocked")
 
     def timer_deadline(self, sock: TracedSocket) -> tuple[dict, float, float]:
         """(row, earliest, latest): `sock`'s /proc/net/tcp row and the CLOCK_REALTIME span in which
@@ -663,6 +686,28 @@ class Lab:
             seen = start
             time.sleep(POLL_S)
         self.fail(f"{sock.name} was still in /proc/net/tcp after {timeout} s")
+
+    def ack_of_fin(self, sock: TracedSocket) -> dict:
+        """The captured segment that acknowledged `sock`'s first FIN (it left FIN_WAIT1 on it)."""
+        fins = self._segments(lambda p: "F" in p["flags"] and (p["src"], p["sport"]) == tuple(sock.local))
+        if not fins:
+            self.fail(f"no FIN from {sock.name} was captured")
+        want = (fins[0]["seq"] + fins[0]["len"] + 1) & 0xFFFFFFFF
+        acks = self._segments(lambda p: "." in p["flags"] and p["ack"] == want
+                              and (p["dst"], p["dport"]) == tuple(sock.local))
+        if not acks:
+            self.fail(f"no ACK of {sock.name}'s FIN was captured")
+        return acks[0]
+
+    def fin_to(self, sock: TracedSocket) -> dict:
+        """The last captured FIN that arrived for `sock` (its peer's FIN)."""
+        fins = self._segments(lambda p: "F" in p["flags"] and (p["dst"], p["dport"]) == tuple(sock.local))
+        if not fins:
+            self.fail(f"no FIN to {sock.name} was captured")
+        return fins[-1]
+
+    def _segments(self, match) -> list[dict]:
+        return [p for p in self.packets() if p.get("proto") == "tcp" and match(p)]
 
     def packets(self) -> list[dict]:
         """Every packet captured so far, each labelled `from`/`to` with the lab's names."""

@@ -80,6 +80,16 @@ def timer_bounds(nominal: float) -> tuple[float, float]:
     return nominal - jiffy(), nominal + wheel_slack(nominal) + jiffy() + LOAD_MARGIN_S
 
 
+def chain_bounds(timers: list[float]) -> tuple[float, float]:
+    """(low, high) for the end of a chain of timers, each armed when the one before fired (SYN
+    retransmissions, keepalive probes), measured from the event that armed the first. Only the
+    first arming falls inside a jiffy; each expiry runs late by up to its wheel rounding, and the
+    whole chain gets one LOAD_MARGIN_S, since a softirq pushed late by load re-arms late but
+    does not lose the time again (the next timer is armed from `jiffies`, not from the plan)."""
+    total = sum(timers)
+    return total - jiffy(), total + sum(wheel_slack(t) + jiffy() for t in timers) + LOAD_MARGIN_S
+
+
 def timer_read_bounds(nominal: float) -> tuple[float, float]:
     """(low, high) for a timer's expiry read from /proc/net/tcp (Lab.timer_deadline), measured
     from the capture stamp of the packet whose processing armed it. Low: the arming and the
@@ -113,6 +123,13 @@ class Span:
     @property
     def wall(self) -> float:
         return self.end - self.start
+
+    @property
+    def woke(self) -> float:
+        """When the call's sleep ended, as near as the accounting tells: its start plus the time
+        it slept. Exact when the thread went to sleep at once; a thread pre-empted before it
+        slept woke later than this by the pre-emption (rare: the path to sleep is short)."""
+        return self.start + self.blocked
 
     @property
     def blocked(self) -> float:

@@ -92,11 +92,10 @@ def shutdown_rd_sends_nothing_and_reads_return_eof(lab):
     lab.expect(len(_segments(lab, server, "")) == before, "shutdown(SHUT_RD) sent no segment")
     server.sock.settimeout(1.0)  # a bound on the blocking reads below, should they wait
     lab.expect(server.recv().value == b"before", "the 6 bytes queued before SHUT_RD are still returned")
-    began = time.monotonic()
-    lab.expect(server.recv().value == b"", "recv() on the empty queue returns 0 (EOF)")
-    took = time.monotonic() - began
-    lab.note(f"the blocking recv() returned 0 after {took * 1000:.2f} ms")
-    lab.expect(took < 0.1, "it did not wait for data")
+    r, span = lab.timed_call(server, "recv(65536)", lambda: server.sock.recv(65536))
+    lab.expect(r.value == b"", "recv() on the empty queue returns 0 (EOF)")
+    # a read that waited would sleep until data or the 1 s timeout set above
+    lab.expect_window(span.blocked, None, 0.01, "the blocking recv() did not sleep", "blocked")
     client.send(b"after").value
     lab.expect_packets("client *P", "server .", "client *P", "server .")
     lab.wait_for(lambda: server.queued() == 5, 1.0, "the 5 later bytes to be queued at the server")
@@ -138,7 +137,7 @@ def fin_wait2_times_out_only_when_orphaned(lab):
     lab.wait_state(kept, "FIN_WAIT2", 1.0)
     # The ACK of an orphan's FIN hands it to a timewait socket in FIN_WAIT2 whose time-wait
     # timer (3) runs tcp_fin_time(): tcp_fin_timeout, or 3.5 RTOs (0.7 s on loopback) if longer.
-    _, due, due_by = lab.expect_timer(orphan, 3, ack_of_fin(lab, orphan), 1.0,
+    _, due, due_by = lab.expect_timer(orphan, 3, lab.ack_of_fin(orphan), 1.0,
                                       "the orphan's FIN_WAIT2 timer, from the ACK of its FIN")
     row = kept.proc_row()
     lab.note(f"open FIN_WAIT2: /proc/net/tcp timer {row['timer']}")
@@ -148,20 +147,6 @@ def fin_wait2_times_out_only_when_orphaned(lab):
     lab.expect_state(kept, "FIN_WAIT2")
     lab.expect(kept.proc_row()["timer"] == 0, "0.3 s after the orphan was freed the open socket is still "
                                               "in FIN_WAIT2 with no timer")
-
-
-def ack_of_fin(lab, sock) -> dict:
-    """The captured segment that acknowledged `sock`'s FIN (the one that moved it to FIN_WAIT2)."""
-    fins = [p for p in lab.packets() if p.get("proto") == "tcp" and "F" in p["flags"]
-            and (p["src"], p["sport"]) == tuple(sock.local)]
-    if not fins:
-        lab.fail(f"no FIN from {sock.name} was captured")
-    want = (fins[0]["seq"] + fins[0]["len"] + 1) & 0xFFFFFFFF
-    acks = [p for p in lab.packets() if p.get("proto") == "tcp" and "." in p["flags"] and p["ack"] == want
-            and (p["dst"], p["dport"]) == tuple(sock.local)]
-    if not acks:
-        lab.fail(f"no ACK of {sock.name}'s FIN was captured")
-    return acks[0]
 
 
 # -- 4. first write after the peer closed ----------------------------------------------
@@ -371,10 +356,9 @@ def time_wait_timer_is_60_s_whatever_fin_timeout(lab):
     lab.wait_state(server, "CLOSE_WAIT", 1.0)
     server.close().value
     lab.wait_state(client, "TIME_WAIT", 1.0)
-    fin = [p for p in lab.packets() if p.get("proto") == "tcp" and "F" in p["flags"]
-           and (p["dst"], p["dport"]) == tuple(client.local)][-1]
     # The server's FIN moves the client to TIME_WAIT, whose timer is TCP_TIMEWAIT_LEN (60*HZ).
-    first, due, due_by = lab.expect_timer(client, 3, fin, 60.0, "the TIME_WAIT timer, from the server's FIN")
+    first, due, due_by = lab.expect_timer(client, 3, lab.fin_to(client), 60.0,
+                                          "the TIME_WAIT timer, from the server's FIN")
     lab.note(f"TIME_WAIT row: timer {first['timer']}, {first['timer_s']:.2f} s left")
     lab.sleep(0.15)
     second, due2, due2_by = lab.timer_deadline(client)
