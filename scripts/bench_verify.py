@@ -8,8 +8,9 @@ Each run is a fresh `python -m tcpkb verify --json` process writing to a
 throwaway results directory. `--hog N` keeps N processes burning a CPU each for
 the whole benchmark (each also ends on its own when its parent dies or after a
 time limit, so none outlives the benchmark). Prints each run's wall time and any
-scenario that did not pass, then the minimum, median and maximum and the load
-average; exits 1 if any run failed.
+scenario that did not pass and the load average, then the timing windows that came
+closest to a bound across all runs, and the minimum, median and maximum wall times;
+exits 1 if any run failed.
 """
 
 from __future__ import annotations
@@ -66,14 +67,33 @@ def run_once(env: dict, jobs: int | None, timeout: float) -> tuple[dict, float]:
         raise SystemExit(f"tcpkb verify printed no report (exit {done.returncode}):\n{done.stderr[-2000:]}")
 
 
+def windows(path: str) -> list[tuple[float, str]]:
+    """(margin in seconds, description) of every timing window a run's results checked: how
+    close the measurement came to its nearer bound."""
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)["results"]
+    out = []
+    for r in results:
+        for step in (r.get("trace") or {}).get("steps", []):
+            w = step.get("window")
+            if not w:
+                continue
+            earliest, latest = w["measured_s"]
+            margins = [m for m in (w["low_s"] is not None and earliest - w["low_s"],
+                                   w["high_s"] is not None and w["high_s"] - latest) if m is not False]
+            out.append((min(margins), f"{r['scenario']}: {step['expect']}"))
+    return out
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def bench(args, env: dict) -> tuple[list[float], list[float], int]:
-    walls, commands, failed_runs = [], [], 0
+def bench(args, env: dict) -> tuple[list[float], list[float], int, list]:
+    walls, commands, failed_runs, tightest = [], [], 0, []
     for i in range(1, args.runs + 1):
         report, wall = run_once(env, args.jobs, args.timeout)
+        tightest = sorted(tightest + windows(report["file"]))[:args.tightest]
         bad = [f"{r['scenario']} ({r['status']}: {r['reason']})" for r in report["results"]
                if r["status"] in ("failed", "error")]
         failed_runs += bool(bad)
@@ -84,7 +104,7 @@ def bench(args, env: dict) -> tuple[list[float], list[float], int]:
               flush=True)
         for b in bad:
             print(f"    {b}", flush=True)
-    return walls, commands, failed_runs
+    return walls, commands, failed_runs, tightest
 
 
 def main() -> int:
@@ -93,6 +113,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=None, help="scenarios at once (default: tcpkb verify's)")
     ap.add_argument("--hog", type=int, default=0, metavar="N", help="CPU-burning processes during the runs")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per run")
+    ap.add_argument("--tightest", type=int, default=8, metavar="N",
+                    help="list the N timing windows that came closest to a bound")
     args = ap.parse_args()
     if not 0 <= args.hog <= 64:
         ap.error("--hog takes 0 to 64 processes")
@@ -103,9 +125,13 @@ def main() -> int:
         hogs = start_hogs(args.hog, limit=args.runs * args.timeout + 60)
         try:
             print(f"{args.hog} CPU hogs running; load {load()}", flush=True)
-            walls, commands, failed_runs = bench(args, env)
+            walls, commands, failed_runs, tightest = bench(args, env)
         finally:  # also on Ctrl-C and on a run that overran its timeout
             stop_hogs(hogs)
+    if tightest:
+        print("timing windows closest to a bound (margin, then the check):")
+        for margin, what in tightest:
+            print(f"  {margin * 1000:8.1f} ms  {what}")
     print(f"{args.runs} runs, {args.hog} hogs, jobs {args.jobs or 'default'}: scenarios min "
           f"{min(walls):.2f} s, median {statistics.median(walls):.2f} s, max {max(walls):.2f} s; "
           f"whole command median {statistics.median(commands):.2f} s; runs with a failure: {failed_runs}")

@@ -370,6 +370,8 @@ class Lab:
         if span:
             step["began_ms"] = self.at_ms(span["span"].start)
             step["blocked_ms"] = round(span["span"].blocked * 1000, 3)
+            step["cpu_ms"] = {"ran": round(span["span"].ran * 1000, 3),
+                              "queued": round(span["span"].queued * 1000, 3)}
         if sock is not None:  # lets tests tell a TCP socket's errno from a UDP or Unix one's
             step["socket"] = _kind_of(sock.sock)
         if result.ok:
@@ -598,20 +600,22 @@ class Lab:
 
     def expect_window(self, measured, low: float | None, high: float | None, what: str, clock: str) -> None:
         """`low` < `measured` < `high`, in seconds (None: no bound that side). `measured` is a
-        number, or (earliest, latest) when one end of the window is a call known only to lie
-        inside its bracket: the earliest estimate must clear `low` and the latest stay under
-        `high`, so neither bound can pass on the strength of the bracket. `clock` names how it was
-        measured: "capture" (two kernel packet stamps), "capture+call" (a stamp and a call's
-        bracket), "blocked" (the time a call slept in the kernel, from schedstat) or "timer" (a
-        /proc/net/tcp timer's deadline)."""
-        earliest, latest = measured if isinstance(measured, tuple) else (measured, measured)
-        ok = (low is None or low < earliest) and (high is None or latest < high)
-        shown = f"{earliest:.3f} s" if earliest == latest else f"{earliest:.3f}-{latest:.3f} s"
+        number, or a pair (checked against `low`, checked against `high`) when the window is
+        known only within limits: for a window between a call and a packet stamp, the estimates
+        that leave the bracket's doubt against the bound; for a call's sleep, its wall time
+        (which load only lengthens) against `low` and the sleep schedstat accounts (which load
+        does not lengthen) against `high`. `clock` names how it was measured: "capture" (two
+        kernel packet stamps), "capture+call" (a stamp and a call's bracket), "blocked" (a call's
+        wall and sleep times) or "timer" (a /proc/net/tcp timer's deadline)."""
+        for_low, for_high = measured if isinstance(measured, tuple) else (measured, measured)
+        ok = (low is None or low < for_low) and (high is None or for_high < high)
+        shown = (f"{for_low:.3f} s" if for_low == for_high
+                 else f"{for_low:.3f} s against the low bound, {for_high:.3f} s against the high")
         bounds = " and ".join(b for b in (low is not None and f"above {low:.3f} s",
                                            high is not None and f"below {high:.3f} s") if b)
         message = f"{what}: {shown}, {bounds} ({clock} clock)"
         self.record({"actor": "lab", "expect": message, "ok": ok,
-                     "window": {"measured_s": [round(earliest, 4), round(latest, 4)],
+                     "window": {"measured_s": [round(for_low, 4), round(for_high, 4)],
                                 "low_s": None if low is None else round(low, 4),
                                 "high_s": None if high is None else round(high, 4), "clock": clock}})
         if not ok:

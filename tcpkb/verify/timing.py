@@ -125,6 +125,15 @@ class Span:
         return self.end - self.start
 
     @property
+    def slept(self) -> tuple[float, float]:
+        """(wall, blocked): the pair Lab.expect_window checks a call's sleep with. The sleep is
+        never longer than the wall time, and load only lengthens the wall time; `blocked` is
+        not lengthened by load (on 6.18 under heavy load the run-delay count was once seen to
+        swallow a whole sleep, which only shortens `blocked`). So the low bound is held against
+        the wall time and the high bound against `blocked`: neither can fail because of load."""
+        return self.wall, self.blocked
+
+    @property
     def woke(self) -> float:
         """When the call's sleep ended, as near as the accounting tells: its start plus the time
         it slept. Exact when the thread went to sleep at once; a thread pre-empted before it

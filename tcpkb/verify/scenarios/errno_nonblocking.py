@@ -70,4 +70,4 @@ def rcvtimeo_expiry_on_blocking_recv_eagain(lab):
     lab.expect_errno(r, "EAGAIN")
     # sock_set_timeout() turns 200000 us into 50 jiffies at HZ=250 (rounded up); tcp_recvmsg()
     # sleeps that long in sk_wait_data(): the call's sleep is the timer (timing.timer_bounds).
-    lab.expect_window(span.blocked, *timer_bounds(0.2), "recv() slept for SO_RCVTIMEO", "blocked")
+    lab.expect_window(span.slept, *timer_bounds(0.2), "recv() slept for SO_RCVTIMEO", "blocked")

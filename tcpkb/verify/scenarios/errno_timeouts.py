@@ -44,7 +44,7 @@ def syn_retries_exhausted_connect_times_out(lab):
     expect_syn_schedule(lab, syns, [1.0] * (len(syns) - 1))
     # connect() sleeps from its first SYN until the timer that gives up: the deadline of
     # retries at 1 s then 2 s, whatever the linear timeouts did in between
-    lab.expect_window(span.blocked, *chain_bounds([1.0, 2.0]), "connect() slept until it gave up", "blocked")
+    lab.expect_window(span.slept, *chain_bounds([1.0, 2.0]), "connect() slept until it gave up", "blocked")
 
 
 def expect_keepalive_schedule(lab, kernel_port: int, probes: int) -> None:
@@ -102,13 +102,15 @@ def expect_user_timeout(lab, died, user_timeout: float) -> list[dict]:
     """The connection died `user_timeout` after its data's first retransmission; returns the
     copies of the data sent. The user timeout counts from the first retransmission
     (tp->retrans_stamp) and tcp_clamp_rto_to_user_timeout() shortens the last retransmission
-    timer so that it fires then: one timer's rounding (timing.timer_bounds). The end is when the
-    select() waiting on the socket woke (`died`), the start a kernel packet stamp."""
+    timer so that it fires then: one timer's rounding (timing.timer_bounds). The start is a kernel
+    packet stamp; the end is known from the select() that waited on the socket (`died`): no
+    earlier than its return, against the low bound, and no later than its wake-up (start plus
+    the sleep schedstat accounts), against the high one."""
     data = [p for p in lab.packets() if p.get("dir") == "to-peer" and p.get("len")]
     lab.note("data sent at " + ", ".join(f"{p['t_ms'] / 1000:.3f}" for p in data) + " s")
     lab.expect(len(data) >= 2, f"the data was retransmitted before giving up ({len(data)} copies)")
     first = lab.stamp(data[1])
-    lab.expect_window((died.woke - first, died.woke + died.ran - first), *timer_bounds(user_timeout),
+    lab.expect_window((died.end - first, died.woke - first), *timer_bounds(user_timeout),
                       "from the first retransmission to the connection's end", "blocked")
     return data
 

@@ -59,7 +59,7 @@ def linger_timeout_blocks_close_even_when_nonblocking(lab):
     # __tcp_close() waits in sk_stream_wait_close() for l_linger = 1 s (HZ jiffies): a
     # schedule_timeout() timer, so the sleep is that timer's length (timing.timer_bounds);
     # returning at once, or waiting for the data to drain (never: zero window), fail.
-    lab.expect_window(span.blocked, *timer_bounds(1.0), "close() slept for l_linger", "blocked")
+    lab.expect_window(span.slept, *timer_bounds(1.0), "close() slept for l_linger", "blocked")
     lab.expect_state(client, "FIN_WAIT1")
     lab.expect(not [p for p in lab.packets() if p.get("from") == "client" and "R" in p["flags"]],
                "the client sent no RST")
