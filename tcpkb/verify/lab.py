@@ -28,6 +28,7 @@ from ..proc import tcp_sockets
 from . import timing
 from .capture import Capture
 from .netns import read_sysctl, set_sysctl
+from .trace_schema import SCHEMA_VERSION as TRACE_SCHEMA_VERSION
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
 # TCP_INFO reports on live sockets; this table only decodes the byte.
@@ -806,7 +807,8 @@ class Lab:
             now = counters()
             moved = {k: now[k] - self._counters.get(k, 0) for k in sorted(now)
                      if now[k] != self._counters.get(k, 0) and k.startswith("TcpExt")}
-        return {"steps": self.steps, "packets": packets, "counters": moved, "sysctls": self.sysctls,
+        return {"schema": TRACE_SCHEMA_VERSION, "steps": self.steps, "packets": packets, "counters": moved,
+                "sysctls": self.sysctls,
                 "sockets": {s.name: {"local": _addr(s.local) if s.local else None,
                                      "remote": _addr(s.remote) if s.remote else None}
                             for s in self.sockets}}
