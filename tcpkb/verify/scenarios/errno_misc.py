@@ -87,8 +87,11 @@ def sock_destroy_aborts_blocked_recv(lab):
                                   lambda: _sock_destroy(client.local, client.remote))
 
     timer = threading.Timer(0.05, destroy)
-    timer.start()
-    r, span = lab.timed_call(client, "recv(16)", lambda: client.sock.recv(16))
+
+    def recv():  # the timer starts inside the measured call, so the destroy comes during it
+        timer.start()
+        return client.sock.recv(16)
+    r, span = lab.timed_call(client, "recv(16)", recv)
     timer.join(2.0)
     destroyed = done.get("result")
     if destroyed is not None and destroyed.errno == "EOPNOTSUPP":
@@ -195,10 +198,14 @@ def signal_handler_interrupts_libc_recv_with_eintr(lab):
         sent.append(time.time())  # the signal goes out no sooner than this
         signal.pthread_kill(main, signal.SIGUSR1)
     timers = [threading.Timer(0.05, kill), rescue]
+    libc_recv = _libc_recv(client.fileno())
+
+    def recv():  # the timer starts inside the measured call, so the signal comes during it
+        timers[0].start()
+        return libc_recv()
     try:
         rescue.start()
-        timers[0].start()
-        r, span = lab.timed_call(client, "recv(16) via libc; SIGUSR1 after 0.05 s", _libc_recv(client.fileno()))
+        r, span = lab.timed_call(client, "recv(16) via libc; SIGUSR1 after 0.05 s", recv)
         lab.expect_errno(r, "EINTR")
         lab.expect(len(handled) == 1, "the handler ran")
         lab.expect_woken_by(span, sent[0], "SIGUSR1 was sent")

@@ -42,9 +42,11 @@ def syn_retries_exhausted_connect_times_out(lab):
     else:
         lab.expect(len(syns) == 3, f"three SYNs on the wire: the first and two retries (got {len(syns)})")
     expect_syn_schedule(lab, syns, [1.0] * (len(syns) - 1))
-    # connect() sleeps from its first SYN until the timer that gives up: the deadline of
-    # retries at 1 s then 2 s, whatever the linear timeouts did in between
-    lab.expect_window(span.slept, *chain_bounds([1.0, 2.0]), "connect() slept until it gave up", "blocked")
+    # connect() sleeps from its first SYN until the retransmission timer that finds the
+    # deadline of one exponential retry (tcp_model_timeout(): 1 + 2 s) passed: the third 1 s
+    # linear timer, or under classic backoff the 2 s one after the 1 s one
+    timers = [1.0, 2.0] if linear == "0" else [1.0, 1.0, 1.0]
+    lab.expect_window(span.slept, *chain_bounds(timers), "connect() slept until it gave up", "blocked")
 
 
 def expect_keepalive_schedule(lab, kernel_port: int, probes: int) -> None:

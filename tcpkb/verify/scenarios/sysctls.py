@@ -233,7 +233,8 @@ def syn_retries_2_times_out_after_7_s_with_linear_timeouts(lab):
     lab.expect(len(syns) == 6, f"six SYNs on the wire (got {len(syns)})")
     expect_syn_schedule(lab, syns, [1.0] * 5)
     # connect() sleeps from the first SYN until the deadline of the classic schedule, 1 + 2 + 4 s
-    lab.expect_window(span.slept, *chain_bounds([1.0, 2.0, 4.0]), "connect() slept until it gave up", "blocked")
+    # (tcp_model_timeout()): five 1 s linear timers, then the RTO doubles to 2 s
+    lab.expect_window(span.slept, *chain_bounds([1.0] * 5 + [2.0]), "connect() slept until it gave up", "blocked")
 
 
 @scenario(
@@ -249,6 +250,7 @@ def syn_retries_2_times_out_after_7_s_with_exponential_backoff(lab):
     syns, span = _syn_retries_run(lab, 0)
     lab.expect(len(syns) == 3, f"three SYNs on the wire (got {len(syns)})")
     expect_syn_schedule(lab, syns, [1.0, 2.0])  # the RTO doubles after each retry
+    # the third timer, 4 s, finds the two retries spent: 1 + 2 + 4 s from the first SYN
     lab.expect_window(span.slept, *chain_bounds([1.0, 2.0, 4.0]), "connect() slept until it gave up", "blocked")
 
 
