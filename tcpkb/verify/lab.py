@@ -670,18 +670,20 @@ class Lab:
         gone before `earliest`."""
         seen, gone = self.wait_gone(sock, timeout)
         late = latest + timing.wheel_slack(nominal) + timing.LOAD_MARGIN_S
-        self.expect(seen < late, f"{sock.name} was listed no later than its timer was due "
-                                 f"(last seen {self.at_ms(seen):.0f} ms, due by {self.at_ms(latest):.0f} ms)")
+        if seen is not None:  # gone at the first look: nothing was listed late
+            self.expect(seen < late, f"{sock.name} was listed no later than its timer was due "
+                                     f"(last seen {self.at_ms(seen):.0f} ms, due by {self.at_ms(latest):.0f} ms)")
         self.expect(gone > earliest, f"{sock.name} was gone no sooner than its timer was due "
                                      f"(gone by {self.at_ms(gone):.0f} ms, due from {self.at_ms(earliest):.0f} ms)")
 
-    def wait_gone(self, sock: TracedSocket, timeout: float) -> tuple[float, float]:
+    def wait_gone(self, sock: TracedSocket, timeout: float) -> tuple[float | None, float]:
         """Poll until /proc/net/tcp lists no row for `sock`, or fail after `timeout`. Returns
         (seen, gone) in CLOCK_REALTIME: the start of the last read that still listed it (it was
-        freed later) and the end of the first that did not (it was freed sooner). Slow polling
-        only moves `seen` earlier and `gone` later, so checks on them cannot pass by load."""
+        freed later; None if the first read did not) and the end of the first that did not (it
+        was freed sooner). Slow polling only moves `seen` earlier and `gone` later, so load
+        cannot make a check on them fail."""
         deadline = time.monotonic() + timeout
-        seen = time.time()
+        seen = None
         while time.monotonic() < deadline:
             start = time.time()
             if sock.proc_row() is None:
