@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from tcpkb.verify import all_scenarios
 from tcpkb.verify.runner import run
-from tcpkb.verify.trace_schema import SCHEMA_VERSION, trace_schema, validate_trace
+from tcpkb.verify.trace_schema import SCHEMA_VERSION, trace_schema, validate_result, validate_trace
 
 from .conftest import ROOT
 
@@ -32,6 +32,18 @@ def test_every_shipped_trace_conforms(path):
     assert results
     wrong = {r["scenario"]: validate_trace(r["trace"])[:3] for r in results if validate_trace(r["trace"])}
     assert not wrong
+    wrong = {r["scenario"]: validate_result(r)[:3] for r in results if validate_result(r)}
+    assert not wrong
+
+
+def test_a_result_with_an_unknown_status_or_a_spoiled_trace_is_refused():
+    result = copy.deepcopy(json.loads(SHIPPED[0].read_text(encoding="utf-8"))["results"][0])
+    assert validate_result(result) == []
+    result["status"] = "flaky"
+    assert any(p.startswith("status:") for p in validate_result(result))
+    result["status"] = "passed"
+    result["trace"] = {"steps": []}
+    assert any(p.startswith("trace/(trace): 'packets'") for p in validate_result(result))
 
 
 def test_the_three_shapes_of_a_trace_conform():
