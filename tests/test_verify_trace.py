@@ -6,11 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from tcpkb.verify import all_scenarios
+from tcpkb.verify import Scenario, all_scenarios
 from tcpkb.verify.runner import run
 from tcpkb.verify.trace_schema import SCHEMA_VERSION, trace_schema, validate_result, validate_trace
 
@@ -87,7 +88,23 @@ def test_a_spoiled_trace_is_refused_where_it_is_wrong(spoil, where):
     assert problems and any(where in p for p in problems), problems
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a live scenario needs root (CI runs as root)")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a live scenario needs root (CI runs as root)")
+
+
+def _hangs(lab):
+    lab.note("about to hang")
+    time.sleep(60)
+
+
+@needs_root
+def test_the_trace_of_a_scenario_that_timed_out_conforms():
+    [result] = run([Scenario("hangs", "Hangs.", ("errno:EPIPE",), _hangs, "test", needs=frozenset({"netns"}),
+                             timeout=0.3)])
+    assert result["status"] == "failed" and "timed out" in result["reason"]
+    assert validate_result(result) == []
+
+
+@needs_root
 def test_a_new_trace_carries_the_version_and_conforms():
     scenarios = all_scenarios()
     [result] = run([scenarios["tw_reuse_takes_time_wait_port_after_delay"]])
