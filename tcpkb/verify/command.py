@@ -63,8 +63,8 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
         output.echo(f"tcpkb verify: {len(chosen)} scenarios on {here['kernel']} {here['arch']}, "
                     f"{jobs} at a time")
     began = time.monotonic()
-    done = run(chosen, jobs=jobs, context={"db": db},
-               on_result=None if as_json else _print_result)
+    done = run(chosen, jobs=jobs, context={"db": db}, on_result=None if as_json else _print_result,
+               expected_ms=_previous_durations())
     wall = time.monotonic() - began
     path = results.write(done, here["kernel"], here["arch"], known=set(scenarios))
     if rebuild:
@@ -137,6 +137,18 @@ def _fresh_db() -> str:
     if not os.path.exists(db) or paths.is_stale(db) is not False:
         _rebuild()
     return db
+
+
+def _previous_durations() -> dict[str, float]:
+    """Each scenario's longest duration in the results on disk, for the runner's order."""
+    try:
+        previous = results.load_all()
+    except ValueError:
+        return {}
+    durations: dict[str, float] = {}
+    for r in previous:
+        durations[r["scenario"]] = max(durations.get(r["scenario"], 0.0), r.get("duration_ms") or 0.0)
+    return durations
 
 
 def _rebuild() -> None:

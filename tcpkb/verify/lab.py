@@ -24,10 +24,12 @@ import struct
 import termios
 import time
 
-from ..machine.proc import tcp_sockets
-from .capture import Capture
 from ..machine.netns import read_sysctl, set_sysctl, sysctl_path
+from ..machine.proc import tcp_sockets
+from . import timing
+from .capture import Capture
 from .needs import missing_sysctl
+from .trace_schema import SCHEMA_VERSION as TRACE_SCHEMA_VERSION
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
 # TCP_INFO reports on live sockets; this table only decodes the byte.
@@ -321,7 +323,17 @@ class Lab:
     # -- recording -------------------------------------------------------
 
     def _ms(self) -> float:
-        return round((time.time() - self.start) * 1000, 3)
+        return self.at_ms(time.time())
+
+    def at_ms(self, realtime: float) -> float:
+        """A CLOCK_REALTIME instant (time.time(), a capture stamp) in ms since the lab started."""
+        return round((realtime - self.start) * 1000, 3)
+
+    def stamp(self, packet: dict) -> float:
+        """The kernel's CLOCK_REALTIME stamp of a captured packet, in seconds."""
+        if self.capture is None or not self.capture.stamping:
+            self.fail("no kernel packet timestamps here: this window cannot be measured")
+        return self.start + packet["t_ms"] / 1000
 
     def _snapshot(self) -> dict:
         states = {s.name: s.state() for s in self.sockets if s.sock.type == socket.SOCK_STREAM
@@ -336,11 +348,32 @@ class Lab:
         return step
 
     def call(self, sock: TracedSocket | None, text: str, fn) -> Result:
+        return self._call(sock, text, fn, None)
+
+    def timed_call(self, sock: TracedSocket | None, text: str, fn) -> tuple[Result, timing.Span]:
+        """`call`, bracketed by the capture's clock and the scheduler's accounting (timing.Span):
+        the step also records when the call began and how long it slept in the kernel."""
+        span = {}
+
+        def measured():
+            value, span["span"] = timing.measure(fn)
+            if isinstance(value, OSError):
+                raise value
+            return value
+        result = self._call(sock, text, measured, span)
+        return result, span["span"]
+
+    def _call(self, sock: TracedSocket | None, text: str, fn, span: dict | None) -> Result:
         try:
             result = Result(text, value=fn())
         except OSError as e:
             result = Result(text, error=e)
         step = {"actor": sock.name if sock else "lab", "call": text}
+        if span:
+            step["began_ms"] = self.at_ms(span["span"].start)
+            step["blocked_ms"] = round(span["span"].blocked * 1000, 3)
+            step["cpu_ms"] = {"ran": round(span["span"].ran * 1000, 3),
+                              "queued": round(span["span"].queued * 1000, 3)}
         if sock is not None:  # lets tests tell a TCP socket's errno from a UDP or Unix one's
             step["socket"] = _kind_of(sock.sock)
         if result.ok:
@@ -569,6 +602,123 @@ class Lab:
         self.expect(moved >= at_least, f"{name} rose by at least {at_least} (rose by {moved})")
         return moved
 
+    def expect_window(self, measured, low: float | None, high: float | None, what: str, clock: str) -> None:
+        """`low` < `measured` < `high`, in seconds (None: no bound that side). `measured` is a
+        number, or a pair (checked against `low`, checked against `high`) when the window is
+        known only within limits: for a window between a call and a packet stamp, the estimates
+        that leave the bracket's doubt against the bound; for a call's sleep, its wall time
+        (which load only lengthens) against `low` and the sleep schedstat accounts (which load
+        does not lengthen) against `high`. `clock` names how it was measured: "capture" (two
+        kernel packet stamps), "capture+call" (a stamp and a call's bracket), "blocked" (a call's
+        wall and sleep times) or "timer" (a /proc/net/tcp timer's deadline)."""
+        for_low, for_high = measured if isinstance(measured, tuple) else (measured, measured)
+        ok = (low is None or low < for_low) and (high is None or for_high < high)
+        shown = (f"{for_low:.3f} s" if for_low == for_high
+                 else f"{for_low:.3f} s against the low bound, {for_high:.3f} s against the high")
+        bounds = " and ".join(b for b in (low is not None and f"above {low:.3f} s",
+                                           high is not None and f"below {high:.3f} s") if b)
+        message = f"{what}: {shown}, {bounds} ({clock} clock)"
+        self.record({"actor": "lab", "expect": message, "ok": ok,
+                     "window": {"measured_s": [round(for_low, 4), round(for_high, 4)],
+                                "low_s": None if low is None else round(low, 4),
+                                "high_s": None if high is None else round(high, 4), "clock": clock}})
+        if not ok:
+            raise ScenarioFailed(message)
+
+    def wait_readable(self, sock: TracedSocket, timeout: float, what: str) -> timing.Span:
+        """One blocking select() until `sock` is readable (data, EOF or an error), bracketed
+        (timing.Span: its `woke` is when the kernel woke it); fails after `timeout`."""
+        r, span = self.timed_call(sock, f"select() for readable, {timeout} s at most",
+                                  lambda: bool(select.select([sock.sock], [], [], timeout)[0]))
+        if not r.value:
+            self.fail(f"gave up after {timeout} s waiting for {what}")
+        return span
+
+    def expect_woken_by(self, span: timing.Span, at: float, what: str) -> None:
+        """The call of `span` was still in progress at `at` (CLOCK_REALTIME: a packet's stamp, or the
+        moment another thread acted) and slept no longer than until then, give or take
+        LOAD_MARGIN_S: it was `at` that woke it, not a timer or the end of a bound."""
+        self.expect(span.start < at < span.end,
+                    f"the call was still blocked when {what} ({self.at_ms(at):.1f} ms, call "
+                    f"{self.at_ms(span.start):.1f}-{self.at_ms(span.end):.1f} ms)")
+        self.expect_window(span.blocked, None, at - span.start + timing.LOAD_MARGIN_S,
+                           f"slept until {what}", "blocked")
+
+    def timer_deadline(self, sock: TracedSocket) -> tuple[dict, float, float]:
+        """(row, earliest, latest): `sock`'s /proc/net/tcp row and the CLOCK_REALTIME span in which
+        its timer's expiry lies. The row is read within a 2 ms bracket; its `when` column is the
+        jiffies left, in 10 ms clock ticks rounded down, and the read fell somewhere inside the
+        current jiffy: so the expiry is up to a jiffy before, or 10 ms after, read + when."""
+        row, start, end = timing.tight_read(sock.proc_row)
+        if row is None:
+            self.fail(f"/proc/net/tcp lists no row for {sock.name}")
+        return row, start + row["timer_s"] - timing.jiffy(), end + row["timer_s"] + 0.01
+
+    def expect_timer(self, sock: TracedSocket, kind: int, armed_by: dict, nominal: float,
+                     what: str) -> tuple[dict, float, float]:
+        """`sock` runs /proc/net/tcp timer `kind`, set to fire `nominal` seconds after the kernel
+        processed the captured packet `armed_by` (bounds: timing.timer_read_bounds). The kernel's
+        schedule is read, not waited for, so load cannot stretch it. Returns timer_deadline()."""
+        row, earliest, latest = self.timer_deadline(sock)
+        self.expect(row["timer"] == kind, f"{sock.name} runs timer {kind} (/proc/net/tcp: {row['timer']})")
+        armed = self.stamp(armed_by)
+        low, high = timing.timer_read_bounds(nominal)
+        self.expect_window((earliest - armed, latest - armed), low, high, what, "timer")
+        return row, earliest, latest
+
+    def expect_freed_by_timer(self, sock: TracedSocket, earliest: float, latest: float, nominal: float,
+                              timeout: float = 3.0) -> None:
+        """`sock`'s row leaves /proc/net/tcp when its timer (due between `earliest` and `latest`)
+        fires: not listed after the due time plus the wheel's rounding and LOAD_MARGIN_S, and not
+        gone before `earliest`."""
+        seen, gone = self.wait_gone(sock, timeout)
+        late = latest + timing.wheel_slack(nominal) + timing.LOAD_MARGIN_S
+        if seen is not None:  # gone at the first look: nothing was listed late
+            self.expect(seen < late, f"{sock.name} was listed no later than its timer was due "
+                                     f"(last seen {self.at_ms(seen):.0f} ms, due by {self.at_ms(latest):.0f} ms)")
+        self.expect(gone > earliest, f"{sock.name} was gone no sooner than its timer was due "
+                                     f"(gone by {self.at_ms(gone):.0f} ms, due from {self.at_ms(earliest):.0f} ms)")
+
+    def wait_gone(self, sock: TracedSocket, timeout: float) -> tuple[float | None, float]:
+        """Poll until /proc/net/tcp lists no row for `sock`, or fail after `timeout`. Returns
+        (seen, gone) in CLOCK_REALTIME: the start of the last read that still listed it (it was
+        freed later; None if the first read did not) and the end of the first that did not (it
+        was freed sooner). Slow polling only moves `seen` earlier and `gone` later, so load
+        cannot make a check on them fail."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            start = time.time()
+            if sock.proc_row() is None:
+                gone = time.time()
+                self.record({"actor": "lab", "note": f"{sock.name} no longer in /proc/net/tcp"})
+                return seen, gone
+            seen = start
+            time.sleep(POLL_S)
+        self.fail(f"{sock.name} was still in /proc/net/tcp after {timeout} s")
+
+    def ack_of_fin(self, sock: TracedSocket) -> dict:
+        """The captured segment that acknowledged `sock`'s first FIN (it left FIN_WAIT1 on it)."""
+        fins = self._segments(lambda p: "F" in p["flags"] and (p["src"], p["sport"]) == tuple(sock.local))
+        if not fins:
+            self.fail(f"no FIN from {sock.name} was captured")
+        want = (fins[0]["seq"] + fins[0]["len"] + 1) & 0xFFFFFFFF
+        acks = self._segments(lambda p: "." in p["flags"] and p["ack"] == want
+                              and (p["dst"], p["dport"]) == tuple(sock.local))
+        if not acks:
+            self.fail(f"no ACK of {sock.name}'s FIN was captured")
+        return acks[0]
+
+    def fin_to(self, sock: TracedSocket) -> dict:
+        """The last captured FIN that arrived for `sock` (its peer's FIN)."""
+        fins = self._segments(lambda p: "F" in p["flags"] and (p["dst"], p["dport"]) == tuple(sock.local))
+        if not fins:
+            self.fail(f"no FIN to {sock.name} was captured")
+        return fins[-1]
+
+    def _segments(self, match) -> list[dict]:
+        return [p for p in self.packets() if p.get("proto") == "tcp" and match(p)]
+
     def packets(self) -> list[dict]:
         """Every packet captured so far, each labelled `from`/`to` with the lab's names."""
         return self._labelled()
@@ -662,7 +812,8 @@ class Lab:
             now = counters()
             moved = {k: now[k] - self._counters.get(k, 0) for k in sorted(now)
                      if now[k] != self._counters.get(k, 0) and k.startswith("TcpExt")}
-        return {"steps": self.steps, "packets": packets, "counters": moved, "sysctls": self.sysctls,
+        return {"schema": TRACE_SCHEMA_VERSION, "steps": self.steps, "packets": packets, "counters": moved,
+                "sysctls": self.sysctls,
                 "sockets": {s.name: {"local": _addr(s.local) if s.local else None,
                                      "remote": _addr(s.remote) if s.remote else None}
                             for s in self.sockets}}

@@ -46,10 +46,14 @@ def machine() -> dict:
 
 
 def run(scenarios: list[Scenario], jobs: int = 2, context: dict | None = None,
-        on_result=None) -> list[dict]:
-    """Run every scenario, at most `jobs` at a time; return their results in input order."""
-    pending = list(scenarios)
+        on_result=None, expected_ms: dict[str, float] | None = None) -> list[dict]:
+    """Run every scenario, at most `jobs` at a time; return their results in input order.
+
+    The longest start first (by `expected_ms`, a previous run's durations, else by the declared
+    timeout), so a 7 s scenario does not begin last and stretch the whole run."""
     needs.snapshot_host_sysctls()  # before any child leaves this namespace
+    expected_ms = expected_ms or {}
+    pending = sorted(scenarios, key=lambda s: -(expected_ms.get(s.name) or s.timeout * 1000))
     running: dict[int, tuple[Scenario, int, float, bytearray]] = {}  # fd -> (scenario, pid, deadline, data)
     results: dict[str, dict] = {}
     sel = selectors.DefaultSelector()

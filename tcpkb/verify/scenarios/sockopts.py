@@ -11,11 +11,15 @@ import os
 import socket
 import struct
 import threading
-import time
 
 from .. import scenario
 from ..lab import Skip
 from ...machine.netns import read_sysctl
+from ..timing import LOAD_MARGIN_S, timer_bounds
+
+# A call that never sleeps in the kernel shows a few microseconds of "blocked" time (page
+# faults, the clock reads themselves); 10 ms is far below any timer a sleeping call would wait.
+NEVER_SLEPT_S = 0.01
 
 SMALL = {"SO_RCVBUF": 4096, "SO_SNDBUF": 4096}
 IP_BIND_ADDRESS_NO_PORT = 24
@@ -50,12 +54,12 @@ def linger_timeout_blocks_close_even_when_nonblocking(lab):
     local, remote = client.local, client.remote
     fd = client.sock.detach()
     client.closed = True
-    began = time.monotonic()
-    r = lab.call(client, f"close({fd}) with SO_LINGER {{1, 1}}", lambda: os.close(fd))
-    took = time.monotonic() - began
+    r, span = lab.timed_call(client, f"close({fd}) with SO_LINGER {{1, 1}}", lambda: os.close(fd))
     lab.expect_ok(r)
-    lab.note(f"close() returned after {took:.3f} s")
-    lab.expect(0.9 < took < 1.5, f"close() blocked for about l_linger = 1 s ({took:.3f} s)")
+    # __tcp_close() waits in sk_stream_wait_close() for l_linger = 1 s (HZ jiffies): a
+    # schedule_timeout() timer, so the sleep is that timer's length (timing.timer_bounds);
+    # returning at once, or waiting for the data to drain (never: zero window), fail.
+    lab.expect_window(span.slept, *timer_bounds(1.0), "close() slept for l_linger", "blocked")
     lab.expect_state(client, "FIN_WAIT1")
     lab.expect(not [p for p in lab.packets() if p.get("from") == "client" and "R" in p["flags"]],
                "the client sent no RST")
@@ -139,22 +143,45 @@ def nagle_holds_second_small_write_until_ack(lab):
     nagle, nagle_conn = peer.connected("nagle", port=8080, blocking=True)
     nodelay, _ = peer.connected("nodelay", port=8081, blocking=True)
     nodelay.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1, label="TCP_NODELAY").value
+    spans = {}
     for sock in (nagle, nodelay):
-        sock.send(b"first").value
-        sock.send(b"second").value
+        for data in (b"first", b"second"):
+            r, spans[sock.name, data] = lab.timed_call(sock, f"send({data!r})", lambda d=data: sock.sock.send(d))
+            r.value
     lab.sleep(0.1)
-    held = _data_to_peer(lab, 8080)
-    lab.expect(len(held) == 1 and held[0]["len"] == 5,
-               f"Nagle: one 5-byte segment within 0.1 s ({[p['len'] for p in held]})")
-    lab.expect(nagle.unsent() == 6, f"the 6 bytes of the second write wait unsent ({nagle.unsent()})")
-    both = _data_to_peer(lab, 8081)
+    # The peer acknowledges nothing yet, so the retransmission timer may resend the first
+    # segment if the lab sleeps long; only each byte range's first copy counts.
+    both = _first_copies(_data_to_peer(lab, 8081))
     lab.expect([p["len"] for p in both] == [5, 6], f"TCP_NODELAY: two segments, 5 and 6 bytes "
                f"({[p['len'] for p in both]})")
+    second = spans["nodelay", b"second"]
+    lab.expect(second.start <= lab.stamp(both[1]) <= second.end, "the 6 bytes left during their send()")
+    lab.expect(nagle.unsent() == 6, f"Nagle: the 6 bytes of the second write wait unsent ({nagle.unsent()})")
     first = nagle_conn.expect(contains="P", timeout=0.5)
     nagle_conn.send(".")
-    second = nagle_conn.expect(contains="P", timeout=0.5)
-    lab.expect(second["len"] == 6 and second["seq"] == first["seq"] + 5,
-               "the ACK releases the 6 held bytes as the next segment")
+    released = peer.expect(lambda p: p["sport"] == nagle_conn.kernel_port and p["len"] == 6
+                           and p["seq"] == (first["seq"] + 5) & 0xFFFFFFFF, 0.5, "the 6 held bytes")
+    lab.note(f"the held bytes left as seq {released['seq']}, right after the first 5")
+    copies = _first_copies(_data_to_peer(lab, 8080))
+    ack = [p for p in lab.packets() if p.get("dir") == "from-peer" and p["dport"] == nagle_conn.kernel_port
+           and p["flags"] == "." and p["len"] == 0][-1]
+    lab.expect([p["len"] for p in copies] == [5, 6] and copies[0]["t_ms"] < ack["t_ms"] < copies[1]["t_ms"],
+               "Nagle: one 5-byte segment, and the 6 bytes only after the peer's ACK")
+    # tcp_ack() sends what Nagle held (tcp_data_snd_check()) while it processes the ACK, in the
+    # same softirq (the order is checked above). A timer would take 200 ms at least
+    # (TCP_RTO_MIN); 0.1 s is the load margin.
+    lab.expect_window(lab.stamp(copies[1]) - lab.stamp(ack), None, LOAD_MARGIN_S,
+                      "from the peer's ACK to the held segment", "capture")
+
+
+def _first_copies(segments: list[dict]) -> list[dict]:
+    """Segments in order, without retransmissions (a segment whose first byte was already sent)."""
+    seen, out = set(), []
+    for p in segments:
+        if p["seq"] not in seen:
+            seen.add(p["seq"])
+            out.append(p)
+    return out
 
 
 @scenario(
@@ -169,22 +196,38 @@ def cork_holds_small_writes_until_uncork_or_200_ms(lab):
     waited, waited_server = lab.connect_to(listener, "waited", "waited-server")
     for sock in (corked, waited):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1, label="TCP_CORK").value
-    began = time.monotonic()
-    for sock in (corked, waited):
-        for data in (b"ab", b"cd", b"ef"):
-            sock.send(data).value
-    lab.sleep(0.1)
-    lab.expect(not _data_from(lab, corked) and not _data_from(lab, waited), "nothing sent within 0.1 s")
-    corked.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0, label="TCP_CORK").value
+    _corked_writes(lab, corked)
+    r, uncork = lab.timed_call(corked, "setsockopt(TCP_CORK, 0)",
+                               lambda: corked.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0))
+    r.value
     lab.wait_for(lambda: server.queued() == 6, 1.0, "the uncorked bytes to arrive")
     sent = _data_from(lab, corked)
     lab.expect([p["len"] for p in sent] == [6], f"uncorking sent one 6-byte segment ({[p['len'] for p in sent]})")
+    lab.expect(uncork.start <= lab.stamp(sent[0]) <= uncork.end,
+               "it left during the setsockopt() that cleared TCP_CORK, and nothing before it")
+
+    first = _corked_writes(lab, waited)
     lab.wait_for(lambda: waited_server.queued() == 6, 1.0, "the still-corked bytes to leave on their own")
-    took = time.monotonic() - began
-    lab.note(f"the corked bytes left {took:.3f} s after the writes")
     sent = _data_from(lab, waited)
     lab.expect([p["len"] for p in sent] == [6], f"one 6-byte segment ({[p['len'] for p in sent]})")
-    lab.expect(0.15 < took < 0.5, f"after about 200 ms ({took:.3f} s)")
+    # The first corked write arms the zero-window probe timer (tcp_check_probe_timer()) for
+    # tcp_probe0_base() = max(icsk_rto, TCP_RTO_MIN); on loopback the RTO is TCP_RTO_MIN (200 ms,
+    # HZ/5) plus a negligible srtt, and the timer's expiry sends the held bytes. Low: half of
+    # that, far above an immediate send and the 40 ms delayed-ACK minimum; high: the 200 ms timer
+    # with its jiffy rounding and load margin (timing.timer_bounds), far below the 1 s initial RTO.
+    left = lab.stamp(sent[0])
+    lab.expect_window((left - first.end, left - first.start), 0.1, timer_bounds(0.2)[1],
+                      "from the first corked write to the segment", "capture+call")
+
+
+def _corked_writes(lab, sock):
+    """Three 2-byte send()s on a corked socket; the Span of the first, which arms the timer."""
+    spans = []
+    for data in (b"ab", b"cd", b"ef"):
+        r, span = lab.timed_call(sock, f"send({data!r})", lambda d=data: sock.sock.send(d))
+        r.value
+        spans.append(span)
+    return spans[0]
 
 
 # -- recv flags ---------------------------------------------------------------------------------
@@ -199,9 +242,9 @@ def cork_holds_small_writes_until_uncork_or_200_ms(lab):
 )
 def recv_flags_peek_waitall_dontwait(lab):
     _, client, server = lab.connected_pair()
-    began = time.monotonic()
-    lab.expect_errno(client.recv(16, socket.MSG_DONTWAIT), "EAGAIN")
-    lab.expect(time.monotonic() - began < 0.05, "MSG_DONTWAIT returned at once")
+    r, span = lab.timed_call(client, "recv(16, MSG_DONTWAIT)", lambda: client.sock.recv(16, socket.MSG_DONTWAIT))
+    lab.expect_errno(r, "EAGAIN")
+    lab.expect_window(span.blocked, None, NEVER_SLEPT_S, "MSG_DONTWAIT returned without sleeping", "blocked")
     lab.expect(client.sock.getblocking(), "the socket itself is still blocking")
 
     server.send(b"hello").value
@@ -214,15 +257,18 @@ def recv_flags_peek_waitall_dontwait(lab):
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 2, 0),
                       label="SO_RCVTIMEO {2 s, 0} (a bound, should MSG_WAITALL wait for ever)").value
     server.send(b"12345").value
-    began = time.monotonic()
-    timer.start()
+
+    def recv():  # the timer starts inside the measured call, so the second send comes during it
+        timer.start()
+        return client.sock.recv(10, socket.MSG_WAITALL)
     try:
-        r = client.recv(10, socket.MSG_WAITALL)
+        r, span = lab.timed_call(client, "recv(10, MSG_WAITALL)", recv)
     finally:
-        timer.join(2.0)
-    took = time.monotonic() - began
+        if timer.is_alive():
+            timer.join(2.0)
     lab.expect(r.ok and r.value == b"1234567890", f"MSG_WAITALL returned all 10 bytes ({r})")
-    lab.expect(0.15 < took < 1.0, f"after waiting for the second send ({took:.3f} s)")
+    second = _data_from(lab, server)[-1]
+    lab.expect_woken_by(span, lab.stamp(second), "the second 5 bytes arrived, 0.2 s after the first")
 
     server.send(b"abcde").value
     lab.wait_for(lambda: client.queued() == 5, 1.0, "5 more bytes queued at the client")
@@ -311,13 +357,11 @@ def linger2_positive_overrides_fin_timeout(lab):
     client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, 1, label="TCP_LINGER2").value
     client.close().value
     lab.wait_state(client, "FIN_WAIT2", 1.0)
-    began = time.monotonic()
-    row = client.proc_row()
-    lab.note(f"orphaned FIN_WAIT2: timer {row['timer']}, {row['timer_s']:.2f} s left")
-    lab.expect(row["timer"] == 3 and row["timer_s"] <= 1.0, "a 1 s timer, not tcp_fin_timeout's 60 s")
-    lab.wait_state(client, "gone", 3.0)
-    gone = time.monotonic() - began
-    lab.expect(0.7 < gone < 1.8, f"freed about 1 s after reaching FIN_WAIT2 ({gone:.2f} s)")
+    # tcp_fin_time(): TCP_LINGER2 replaces tcp_fin_timeout (60 s here) unless 3.5 RTOs (0.7 s on
+    # loopback) are longer; the ACK of the FIN starts the orphan's FIN_WAIT2 time-wait timer (3).
+    _, due, due_by = lab.expect_timer(client, 3, lab.ack_of_fin(client), 1.0,
+                                      "the orphan's FIN_WAIT2 timer, from the ACK of its FIN")
+    lab.expect_freed_by_timer(client, due, due_by, 1.0)
 
 
 @scenario(

@@ -7,7 +7,6 @@ short (one-second keepalives, two SYN retries) so each run takes a few seconds.
 
 from __future__ import annotations
 
-import itertools
 import socket
 import struct
 import time
@@ -15,7 +14,10 @@ import time
 from .. import scenario
 from ...machine.netns import read_sysctl
 from ..peer import Conn
-from .errno_addresses import _client_side_time_waits
+from ..timing import chain_bounds, timer_bounds
+from .errno_timeouts import expect_keepalive_schedule, expect_syn_schedule
+from .errno_addresses import (CLOCK_SLEW_S, DEFAULT_TW_REUSE_DELAY_S, _client_side_time_waits,
+                              _fin_into_time_wait, _tw_refused_then_reused)
 
 SERVER_PORT = 5000  # outside the shrunken ephemeral range
 RANGE = (40000, 40001)
@@ -30,19 +32,6 @@ def _to_peer(lab, flags: str | None = None) -> list[dict]:
 
 def _times(packets: list[dict]) -> list[float]:
     return [round(p["t_ms"] / 1000, 2) for p in packets]
-
-
-def _connect_retrying(lab, name: str, address: tuple, within: float) -> tuple:
-    """(traced socket or None, seconds): connect() with fresh, untraced sockets every 10 ms until
-    one succeeds or `within` seconds pass; only the successful socket joins the lab."""
-    began = time.monotonic()
-    while time.monotonic() - began < within:
-        raw = socket.socket()
-        if raw.connect_ex(address) == 0:
-            return lab.adopt(name, raw), time.monotonic() - began
-        raw.close()
-        time.sleep(0.01)
-    return None, time.monotonic() - began
 
 
 # -- TIME_WAIT: tcp_max_tw_buckets, tcp_tw_reuse, ip_local_port_range ----------------------
@@ -103,18 +92,33 @@ def tw_reuse_0_never_takes_time_wait_port(lab):
     lab.expect_errno(first.connect(listener.local), "EADDRNOTAVAIL")
     lab.sleep(0.5)
     later = lab.socket("later")
+    began = time.time()  # the attempt happens no sooner than this
     lab.expect_errno(later.connect(listener.local), "EADDRNOTAVAIL")
+    _expect_past_reuse_delay(lab, listener, ports, began, 0.1)
     lab.expect(lab.counter("TcpExtTWRecycled") == 0, "no TIME_WAIT was recycled")
+
+
+def _expect_past_reuse_delay(lab, listener, ports: list[int], began: float, delay_s: float) -> None:
+    """The connect() that began at `began` came when every TIME_WAIT was older than the delay:
+    measured from the youngest one's FIN, whose stamp precedes the TIME_WAIT's own entry stamp.
+    The lab slept 0.4-0.5 s for this; load only lengthens a sleep."""
+    youngest = max(lab.stamp(_fin_into_time_wait(lab, listener.local, port)) for port in ports)
+    lab.expect_window(began - youngest, delay_s + CLOCK_SLEW_S, None,
+                      "the refused connect() began this long after the youngest TIME_WAIT", "capture+call")
 
 
 def _tw_reuse_run(lab, mode: int, address: str) -> tuple:
     """Two client TIME_WAITs to `address`:5000 filling a two-port range under tcp_tw_reuse=`mode`
     and tcp_tw_reuse_delay=100 ms; returns (listener, the TIME_WAIT ports)."""
+    _tw_reuse_sysctls(lab, mode)
+    listener = lab.listener(address=(address, SERVER_PORT))
+    return listener, _client_side_time_waits(lab, 2, listener)
+
+
+def _tw_reuse_sysctls(lab, mode: int) -> None:
     lab.sysctl("net.ipv4.ip_local_port_range", f"{RANGE[0]} {RANGE[1]}")
     lab.sysctl("net.ipv4.tcp_tw_reuse", mode)
     lab.sysctl("net.ipv4.tcp_tw_reuse_delay", 100)
-    listener = lab.listener(address=(address, SERVER_PORT))
-    return listener, _client_side_time_waits(lab, 2, listener)
 
 
 @scenario(
@@ -128,17 +132,11 @@ def _tw_reuse_run(lab, mode: int, address: str) -> tuple:
 )
 def tw_reuse_1_takes_non_loopback_time_wait_port_after_delay(lab):
     peer = lab.tun_peer()  # only for the address 10.0.0.1; the traffic stays on lo
-    listener, ports = _tw_reuse_run(lab, 1, peer.kernel_address)
-    first = lab.socket("first")
-    lab.expect_errno(first.connect(listener.local), "EADDRNOTAVAIL")
-    first.close()
-    lab.note("retrying connect() every 10 ms with fresh sockets (not traced) until one succeeds")
-    reuser, took = _connect_retrying(lab, "reuser", listener.local, 1.5)
-    lab.expect(reuser is not None, f"a connect() succeeded within 1.5 s (waited {took:.3f} s)")
-    lab.note(f"connect() succeeded after {took:.3f} s from {reuser.local[0]}:{reuser.local[1]}")
-    lab.expect(reuser.local == (peer.kernel_address, reuser.local[1]) and reuser.local[1] in ports,
-               f"the new connection took TIME_WAIT port {reuser.local[1]} on {reuser.local[0]}")
-    lab.expect(0.05 < took < 0.6, f"the reuse came about 0.1 s after the TIME_WAIT (took {took:.3f} s)")
+    _tw_reuse_sysctls(lab, 1)
+    _, _, reuser, gap = _tw_refused_then_reused(lab, peer.kernel_address, 0.1)
+    lab.expect(reuser.local[0] == peer.kernel_address, f"the new connection is from {reuser.local[0]}")
+    lab.expect_window(gap, 0.1 - CLOCK_SLEW_S, DEFAULT_TW_REUSE_DELAY_S,
+                      "from the FIN that made the TIME_WAIT to the SYN that reused its port", "capture")
     lab.expect_counter("TcpExtTWRecycled", at_least=1)
 
 
@@ -166,7 +164,9 @@ def tw_reuse_2_takes_only_loopback_time_wait_port(lab):
                f"both destinations hold both ports in TIME_WAIT ({local_ports}, {loop_ports})")
     lab.sleep(0.4)
     other = lab.socket("to-10.0.0.1")
+    began = time.time()  # the attempt happens no sooner than this
     lab.expect_errno(other.connect(local.local), "EADDRNOTAVAIL")
+    _expect_past_reuse_delay(lab, local, local_ports, began, 0.1)
     loopback = lab.socket("to-127.0.0.1")
     lab.expect_ok(loopback.connect(loop.local))
     lab.expect(loopback.local[1] in RANGE, f"the loopback connection reused port {loopback.local[1]}")
@@ -204,22 +204,18 @@ def two_port_range_exhausted_by_established_connections(lab):
 
 # -- connection setup: tcp_syn_retries, somaxconn, tcp_abort_on_overflow, tcp_syncookies -----
 
-def _syn_retries_run(lab, linear: int | None) -> tuple[list[float], float]:
+def _syn_retries_run(lab, linear: int | None) -> tuple:
     peer = lab.tun_peer()
     lab.sysctl("net.ipv4.tcp_syn_retries", 2)
     if linear is not None:
         lab.sysctl("net.ipv4.tcp_syn_linear_timeouts", linear)
     lab.note(f"tcp_syn_linear_timeouts = {read_sysctl('net.ipv4.tcp_syn_linear_timeouts')}")
     client = lab.socket("client")
-    began = time.monotonic()
-    r = client.connect((peer.address, 80))
-    waited = time.monotonic() - began
+    r, span = lab.timed_call(client, f"connect({peer.address}:80)", lambda: client.sock.connect((peer.address, 80)))
     lab.expect_errno(r, "ETIMEDOUT")
-    times = _times(_to_peer(lab, "S"))
-    first = times[0] if times else 0.0
-    offsets = [round(t - first, 2) for t in times]
-    lab.note(f"connect() failed after {waited:.2f} s; SYNs sent at +{offsets} s")
-    return offsets, waited
+    syns = _to_peer(lab, "S")
+    lab.note(f"SYNs sent at +{[round((p['t_ms'] - syns[0]['t_ms']) / 1000, 3) for p in syns]} s")
+    return syns, span
 
 
 @scenario(
@@ -233,11 +229,12 @@ def _syn_retries_run(lab, linear: int | None) -> tuple[list[float], float]:
     timeout=10.0,
 )
 def syn_retries_2_times_out_after_7_s_with_linear_timeouts(lab):
-    offsets, waited = _syn_retries_run(lab, None)
-    lab.expect(6.6 < waited < 7.8, f"connect() gave up after about 7 s ({waited:.2f} s)")
-    lab.expect(len(offsets) == 6, f"six SYNs on the wire (got {len(offsets)})")
-    gaps = [round(b - a, 2) for a, b in itertools.pairwise(offsets)]
-    lab.expect(all(0.8 < g < 1.4 for g in gaps), f"the SYNs left about 1 s apart ({gaps})")
+    syns, span = _syn_retries_run(lab, None)
+    lab.expect(len(syns) == 6, f"six SYNs on the wire (got {len(syns)})")
+    expect_syn_schedule(lab, syns, [1.0] * 5)
+    # connect() sleeps from the first SYN until the deadline of the classic schedule, 1 + 2 + 4 s
+    # (tcp_model_timeout()): five 1 s linear timers, then the RTO doubles to 2 s
+    lab.expect_window(span.slept, *chain_bounds([1.0] * 5 + [2.0]), "connect() slept until it gave up", "blocked")
 
 
 @scenario(
@@ -250,11 +247,11 @@ def syn_retries_2_times_out_after_7_s_with_linear_timeouts(lab):
     timeout=10.0,
 )
 def syn_retries_2_times_out_after_7_s_with_exponential_backoff(lab):
-    offsets, waited = _syn_retries_run(lab, 0)
-    lab.expect(6.6 < waited < 7.8, f"connect() gave up after about 7 s ({waited:.2f} s)")
-    lab.expect(len(offsets) == 3, f"three SYNs on the wire (got {len(offsets)})")
-    lab.expect(0.8 < offsets[1] < 1.4 and 2.7 < offsets[2] < 3.5,
-               f"the retries left at about 1 s and 3 s ({offsets})")
+    syns, span = _syn_retries_run(lab, 0)
+    lab.expect(len(syns) == 3, f"three SYNs on the wire (got {len(syns)})")
+    expect_syn_schedule(lab, syns, [1.0, 2.0])  # the RTO doubles after each retry
+    # the third timer, 4 s, finds the two retries spent: 1 + 2 + 4 s from the first SYN
+    lab.expect_window(span.slept, *chain_bounds([1.0, 2.0, 4.0]), "connect() slept until it gave up", "blocked")
 
 
 @scenario(
@@ -317,10 +314,12 @@ def abort_on_overflow_resets_instead_of_dropping_ack(lab):
     moved = lab.counter("TcpExtListenOverflows")
     lab.expect(moved > overflows, f"the ACK was dropped as an overflow (TcpExtListenOverflows {moved})")
     late.expect("S.", timeout=2.0)
-    synacks = _times(_to_peer_on(lab, 40002, "S."))
-    lab.note(f"SYN-ACKs for the dropped ACK's request at {synacks} s")
-    lab.expect(len(synacks) == 2 and 0.8 < synacks[1] - synacks[0] < 1.4,
-               f"the SYN-ACK was retransmitted about 1 s after the first ({synacks})")
+    synacks = _to_peer_on(lab, 40002, "S.")
+    lab.note(f"SYN-ACKs for the dropped ACK's request at {_times(synacks)} s")
+    lab.expect(len(synacks) == 2, f"the SYN-ACK was sent twice ({len(synacks)})")
+    # the request's timer (reqsk_timer_handler) starts at TCP_TIMEOUT_INIT, 1 s
+    lab.expect_window(lab.stamp(synacks[1]) - lab.stamp(synacks[0]), *timer_bounds(1.0),
+                      "the retransmitted SYN-ACK after the first", "capture")
     lab.expect(not _to_peer_on(lab, 40002, "R"), "no RST for the dropped ACK")
 
     lab.sysctl("net.ipv4.tcp_abort_on_overflow", 1)
@@ -471,20 +470,12 @@ def keepalive_sysctls_time_out_silent_peer(lab):
     kept, _ = peer.connected("kept", port=PORT)
     plain, _ = peer.connected("plain", port=PORT + 1)
     kept.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, label="SO_KEEPALIVE").value
-    idle_from = time.monotonic()
     idle_ms = lab._ms()
     lab.note("from now on the peer answers nothing")
-    lab.wait_for(lambda: kept.readable(0), 4.5, "the keepalive timer to give up")
-    waited = time.monotonic() - idle_from
+    lab.wait_readable(kept, 4.5, "the keepalive timer to give up")
     lab.expect_errno(kept.recv(), "ETIMEDOUT")
     lab.expect_state(kept, "CLOSE")
-    probes = [p for p in _to_peer(lab, ".") if p["dport"] == PORT and p["t_ms"] > idle_ms and p["len"] == 0]
-    at = [round((p["t_ms"] - idle_ms) / 1000, 2) for p in probes]
-    lab.note(f"keepalive probes at +{at} s; connection reset after {waited:.2f} s")
-    lab.expect(len(probes) == 2, f"two probes (tcp_keepalive_probes) were sent (got {len(probes)})")
-    lab.expect(0.8 < at[0] < 1.4 and 1.8 < at[1] < 2.4, f"the probes left at about 1 s and 2 s ({at})")
-    lab.expect(2.6 < waited < 3.6, f"the connection died about 3 s after going idle ({waited:.2f} s)")
-    lab.expect(_to_peer_on(lab, PORT, "R"), "the kernel reset the connection")
+    expect_keepalive_schedule(lab, kept.local[1], probes=2)  # 1 s idle, 1 s apart, RST 1 s later
     quiet = [p for p in _to_peer(lab) if p["dport"] == PORT + 1 and p["t_ms"] > idle_ms]
     lab.expect(not quiet, f"the socket without SO_KEEPALIVE sent nothing ({len(quiet)} segments)")
     lab.expect_state(plain, "ESTABLISHED")

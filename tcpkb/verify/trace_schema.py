@@ -1,0 +1,58 @@
+"""The written form of a scenario trace: a versioned JSON Schema (trace.schema.json) and a check.
+
+The schema is the contract between the lab that records a trace, the results files that
+store it and the faces that draw it; its $defs/result describes a stored result around
+its trace (status, level, verdicts …). Version 1 added the `schema` key and the timing keys
+of a step; traces written before it validate too.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("trace.schema.json")
+
+
+@lru_cache(maxsize=1)
+def trace_schema() -> dict:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def validate_result(result) -> list[str]:
+    """The same for one stored result: its envelope (status, level, verdicts …), then its trace."""
+    problems = [_line(e, "(result)") for e in _sorted(_validator("result").iter_errors(result))
+                if list(e.absolute_path)[:1] != ["trace"]]
+    if isinstance(result, dict) and "trace" in result:
+        problems += [f"trace/{p}" for p in validate_trace(result["trace"])]
+    return problems
+
+
+def validate_trace(trace) -> list[str]:
+    """Every way `trace` departs from the schema, as 'path: what' lines; [] when it conforms."""
+    from jsonschema import Draft202012Validator  # imported here: only the build and the tests need it
+
+    if Draft202012Validator(trace_schema()).is_valid(trace):
+        return []
+    # A trace has one of three shapes; say what is wrong with the one it tries to be.
+    shape = "recorded" if not isinstance(trace, dict) or set(trace) - {"error"} else "unfinished"
+    return [_line(e) for e in _sorted(_validator(shape).iter_errors(trace))] or \
+        ["(trace): not an empty trace, an error trace or a recorded trace"]
+
+
+def _validator(definition: str):
+    """A validator of the schema's $defs/`definition`, with the whole schema to resolve refs."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator({**trace_schema(), "$ref": f"#/$defs/{definition}"})
+
+
+def _sorted(errors) -> list:
+    return sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
+
+
+def _line(error, root: str = "(trace)") -> str:
+    return f"{'/'.join(map(str, error.absolute_path)) or root}: {error.message}"
