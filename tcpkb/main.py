@@ -63,7 +63,24 @@ def plain_explain(argv: list[str]) -> dict | None:
     return {"text": texts[0] if texts else None, "as_json": as_json}
 
 
+def utf8_arguments(argv: list[str]) -> list[str] | None:
+    """The arguments as text. Bytes that are not UTF-8 arrive as surrogates; explain reads them
+    as a log line (replaced, like stdin), anything else cannot name an entry: None."""
+    if not any("\udc80" <= ch <= "\udcff" for a in argv for ch in a):
+        return argv
+    if argv and argv[0] == "explain":
+        return [os.fsencode(a).decode("utf-8", "replace") for a in argv]
+    return None
+
+
 def main() -> None:
+    argv = utf8_arguments(sys.argv[1:])
+    if argv is None:
+        bad = next(a for a in sys.argv[1:] if any("\udc80" <= ch <= "\udcff" for ch in a))
+        print(f"tcpkb: the argument {os.fsencode(bad)!r} is not valid UTF-8; give names and words as "
+              "UTF-8 text", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = argv
     try:
         if (explained := plain_explain(sys.argv[1:])) is not None:
             from .answer import explain

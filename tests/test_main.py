@@ -50,3 +50,31 @@ def test_fast_path_does_not_import_typer(kb_db):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, TCPKB_DB=str(kb_db)))
     assert proc.returncode == 0 and proc.stderr.strip() == "False"
+
+
+@pytest.mark.parametrize("argv", [[b"errno", b"\xff"], [b"search", b"caf\xe9"], [b"rst", b"\xff\xfe", b"--json"],
+                                  [b"show", b"errno:\xc3"], [b"list", b"\x80"]])
+def test_an_argument_that_is_not_utf8_is_one_line_and_status_2(argv, kb_db):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TCPKB_DB": str(kb_db)}
+    proc = subprocess.run([sys.executable.encode(), b"-c", b"from tcpkb.main import main; main()", *argv],
+                          capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert proc.stderr.count(b"\n") == 1 and b"not valid UTF-8" in proc.stderr
+
+
+def test_explain_reads_text_that_is_not_utf8_as_a_log_line(kb_db):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TCPKB_DB": str(kb_db)}
+    proc = subprocess.run([sys.executable.encode(), b"-c", b"from tcpkb.main import main; main()",
+                           b"explain", b"recv: Connection reset by peer \xff\xfe", b"--json"],
+                          capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert b'"errno:ECONNRESET"' in proc.stdout
