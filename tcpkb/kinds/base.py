@@ -182,17 +182,30 @@ def differing_abis(numbers: dict, linux: int | None) -> str:
                      for p in LINUX_ABIS if numbers.get(p) != linux)
 
 
+def kernel_rows(e: dict, field: str, always: bool = False) -> list[dict]:
+    """[{value, kernels}] for a field that differs by kernel, one row per value: the note's
+    ranges where it gives them (the statement the checks verify), else what the checks read
+    when kernels disagree (or always, for a fact that only means something per kernel)."""
+    per_kernel = (e.get("by_kernel") or {}).get(field) or []
+    declared = [k for k in per_kernel if k["source"] == "note"]
+    observed = [k for k in per_kernel if k["source"] == "observed"]
+    if declared:
+        rows = declared
+    elif observed and (always or len({repr(k["value"]) for k in observed}) > 1):
+        rows = observed
+    else:
+        return []
+    grouped: dict[str, dict] = {}
+    for k in rows:
+        grouped.setdefault(repr(k["value"]), {"value": k["value"], "kernels": []})["kernels"] += k["kernels"]
+    return list(grouped.values())
+
+
 def versioned_fact(label: str, e: dict, field: str, shown=None, always_kernels: bool = False) -> dict | None:
     """A fact for a field that may differ by kernel: the entry's value, with its value on each
-    kernel when kernels disagree (or always, for a fact that only means something per kernel,
-    such as an enum's number). Observed values (from the kernels verified) come before the
-    note's ranges. None when there is nothing to say."""
+    kernel (kernel_rows) where kernels differ. None when there is nothing to say."""
     shown = shown or (lambda v: "(empty)" if v == "" else str(v))
-    per_kernel = (e.get("by_kernel") or {}).get(field) or []
-    observed = [k for k in per_kernel if k["source"] == "observed"]
-    declared = [k for k in per_kernel if k["source"] == "note"]
-    rows = observed if observed and (always_kernels or len({repr(k["value"]) for k in observed}) > 1) \
-        else declared
+    rows = kernel_rows(e, field, always_kernels)
     value = e.get(field, rows[0]["value"] if len(rows) == 1 else None)
     if value is None and not rows:
         return None
@@ -234,16 +247,24 @@ def fact_text(f: dict) -> str:
 
 
 def kernels_text(kernels: list[str]) -> str:
-    """['>=6.18'] -> '6.18 and later'; ['6.1.0-47', '6.12.57'] -> '6.1.0-47 and 6.12.57'."""
+    """['>=6.18', '6.12'] -> '6.12, 6.18 and later'; ['6.1.0-47', '6.12.57'] -> '6.1.0-47, 6.12.57'."""
+    import re
+
+    def when(k: str) -> tuple:
+        m = re.search(r"(\d+)\.(\d+)", k)
+        return (int(m.group(1)), int(m.group(2))) if m else (1 << 30,)
+
     words = []
-    for k in kernels:
+    for k in sorted(kernels, key=when):
         if k.startswith(">="):
             words.append(f"{k[2:]} and later")
+        elif k.startswith("<="):
+            words.append(f"{k[2:]} and earlier")
         elif k.startswith("<"):
             words.append(f"kernels before {k[1:]}")
         else:
             words.append(k.replace(",", " and "))
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return ", ".join(words)
 
 
 # --- the kind ------------------------------------------------------------------------

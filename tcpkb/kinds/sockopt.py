@@ -94,7 +94,7 @@ class Sockopt(Kind):
         if e["since"]:
             rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
         if e["absent_on"]:
-            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])} (verified)"))
+            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}"))
         return rows
 
     def headline(self, e: dict) -> list:

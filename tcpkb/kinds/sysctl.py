@@ -119,7 +119,7 @@ class Sysctl(Kind):
         if e["since"]:
             rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
         if e["absent_on"]:
-            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])} (verified): the file does not exist"))
+            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}: the file does not exist there"))
         if e["noop_since"]:
             rows.append(fact("No effect", f"since Linux {e['noop_since']}: the file exists but does nothing"))
         if e["removed_in"]:

@@ -85,9 +85,10 @@ def _default_here(sysctl: dict) -> str | None:
 def other_kernels(sysctl: dict) -> list[dict]:
     """The kernels whose default differs from this one's: [{value, kernels}] from the note's
     ranges and the checks' readings, for `tcpkb sysctl` to say so."""
+    from ..kinds.base import kernel_rows
+
     here = _default_here(sysctl)
-    rows = (sysctl.get("by_kernel") or {}).get("default") or []
-    return [{"value": r["value"], "kernels": r["kernels"]} for r in rows if r["value"] != here]
+    return [r for r in kernel_rows(sysctl, "default") if r["value"] != here]
 
 
 def with_live(entry: dict) -> dict:
