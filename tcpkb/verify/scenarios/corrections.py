@@ -224,3 +224,135 @@ def data_after_close_meets_full_socket_counts_abort_on_data(lab):
     lab.expect_counter("TcpExtTCPAbortOnData", at_least=1)
     lab.wait_for(lambda: server.proc_row() is None, 1.0, "the orphan to be freed")
     lab.expect_errno(client.send(b"again", socket.MSG_NOSIGNAL), "EPIPE")
+
+
+# -- 4. SYN cookies round the peer's MSS, timestamps or not ---------------------------------------
+
+WSCALE_SACK = bytes([1, 3, 3, 7, 4, 2])  # NOP, window scale 7, SACK permitted
+
+
+def _timestamps(tsval: int, tsecr: int) -> bytes:
+    return struct.pack("!BBII", 8, 10, tsval, tsecr)
+
+
+def _tcp_options(raw: bytes) -> dict:
+    """The options of the TCP header in an IPv4 packet: {'mss': 1460, 'wscale': 7, 'sack': True,
+    'tsval': n} for those present."""
+    ihl = (raw[0] & 0x0F) * 4
+    hlen = (raw[ihl + 12] >> 4) * 4
+    opts, i, out = raw[ihl + 20:ihl + hlen], 0, {}
+    while i < len(opts) and opts[i] != 0:
+        if opts[i] == 1:
+            i += 1
+            continue
+        kind, size = opts[i], opts[i + 1]
+        if kind == 2:
+            out["mss"] = struct.unpack("!H", opts[i + 2:i + 4])[0]
+        elif kind == 3:
+            out["wscale"] = opts[i + 2]
+        elif kind == 4:
+            out["sack"] = True
+        elif kind == 8:
+            out["tsval"] = struct.unpack("!I", opts[i + 2:i + 6])[0]
+        i += max(size, 2)
+    return out
+
+
+def _handshake(lab, syncookies: int, mss: int, timestamps: bool = False, port: int = 40000):
+    """(server, conn, options of the SYN-ACK): the peer's SYN offers `mss`, window scale and SACK,
+    and timestamps if asked; with tcp_syncookies = `syncookies` the kernel answers, the peer ACKs
+    (echoing the SYN-ACK's timestamp) and the listener accepts."""
+    lab.sysctl("net.ipv4.tcp_syncookies", syncookies)
+    peer = lab.tun_peer()
+    listener = lab.listener(address=(peer.kernel_address, PORT), backlog=4)
+    conn = Conn(peer, port, PORT, 1000, 0)
+    extra = WSCALE_SACK + (_timestamps(1, 0) if timestamps else b"")
+    peer.send_raw(ipv4_tcp(peer.address, peer.kernel_address, port, PORT, conn.seq, 0, "S", mss=mss,
+                           options=extra))
+    conn.seq += 1
+    lab.note(f"peer sends S: MSS {mss}, window scale 7, SACK permitted, "
+             f"{'timestamps' if timestamps else 'no timestamps'}")
+    synack = conn.expect("S.", timeout=1.0)
+    options = _tcp_options(synack["raw"])
+    lab.note(f"the SYN-ACK's options: {options}")
+    echo = _timestamps(2, options["tsval"]) if "tsval" in options else b""
+    peer.send_raw(ipv4_tcp(peer.address, peer.kernel_address, port, PORT, conn.seq, conn.ack, ".",
+                           options=echo))
+    lab.note("peer sends ." + (" echoing the SYN-ACK's timestamp" if echo else ""))
+    lab.wait_for(lambda: listener.readable(0), 1.0, "the ACK to complete the connection")
+    return listener.accept("server").value, conn, options
+
+
+def _largest_segment(lab, server, conn, total: int = 4000) -> int:
+    """The largest payload among the segments the kernel sends for `total` bytes (all of them fit
+    in the initial congestion window, so the peer need not ACK), checked against TCP_MAXSEG."""
+    maxseg = struct.unpack("i", server.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 4,
+                                                  label="TCP_MAXSEG").value)[0]
+    server.send(b"x" * total).value
+    sizes = []
+    while sum(sizes) < total:
+        p = conn.peer.expect(lambda p: p["sport"] == PORT and p["dport"] == conn.port and p["len"] > 0,
+                             1.0, "a data segment")
+        sizes.append(p["len"])
+    lab.note(f"TCP_MAXSEG {maxseg}; data segments {sizes}")
+    lab.expect(max(sizes) == maxseg, f"the largest data segment is TCP_MAXSEG ({max(sizes)} vs {maxseg})")
+    return max(sizes)
+
+
+@scenario(
+    claim="A SYN cookie keeps the peer's MSS only as a value of the kernel's msstab (536, 1300, 1440, "
+          "1460 for IPv4): a peer offering 1400 without timestamps gets 1300-byte segments, and the "
+          "cookie SYN-ACK carries neither window scale nor SACK although the SYN offered both.",
+    proves=["sysctl:net.ipv4.tcp_syncookies", "sockopt:TCP_MAXSEG"],
+    needs=("netns", "tun"),
+)
+def syncookie_without_timestamps_rounds_mss_and_drops_options(lab):
+    server, conn, options = _handshake(lab, syncookies=2, mss=1400)
+    lab.expect_counter("TcpExtSyncookiesRecv", at_least=1)
+    lab.expect("wscale" not in options and "sack" not in options,
+               f"the cookie SYN-ACK offers no window scale and no SACK ({options})")
+    largest = _largest_segment(lab, server, conn)
+    lab.expect(largest == 1300, f"the kernel sends 1300-byte segments, not 1400 (got {largest})")
+
+
+@scenario(
+    claim="With timestamps a SYN cookie keeps window scale and SACK, but the MSS is rounded all the "
+          "same: a peer offering 1400 gets segments of 1300 minus the 12-byte timestamp option, "
+          "1288 bytes.",
+    proves=["sysctl:net.ipv4.tcp_syncookies", "sysctl:net.ipv4.tcp_timestamps"],
+    needs=("netns", "tun"),
+)
+def syncookie_with_timestamps_still_rounds_mss(lab):
+    server, conn, options = _handshake(lab, syncookies=2, mss=1400, timestamps=True)
+    lab.expect_counter("TcpExtSyncookiesRecv", at_least=1)
+    lab.expect(options.get("wscale") is not None and options.get("sack") and "tsval" in options,
+               f"the cookie SYN-ACK offers window scale, SACK and timestamps ({options})")
+    largest = _largest_segment(lab, server, conn)
+    lab.expect(largest == 1288, f"the kernel sends 1288-byte segments (1300 - 12) (got {largest})")
+
+
+@scenario(
+    claim="A SYN cookie can also raise the MSS: every offer below 1300 is stored as 536, so a peer "
+          "offering 500 gets 536-byte segments, more than it asked for.",
+    proves=["sysctl:net.ipv4.tcp_syncookies"],
+    needs=("netns", "tun"),
+)
+def syncookie_raises_mss_below_536_to_536(lab):
+    server, conn, _ = _handshake(lab, syncookies=2, mss=500)
+    largest = _largest_segment(lab, server, conn)
+    lab.expect(largest == 536, f"the kernel sends 536-byte segments to a peer that offered 500 (got {largest})")
+
+
+@scenario(
+    claim="Answered without a cookie, the same SYN keeps its MSS of 1400 and gets window scale and "
+          "SACK in the SYN-ACK although it carries no timestamps.",
+    proves=["sysctl:net.ipv4.tcp_syncookies", "sockopt:TCP_MAXSEG"],
+    needs=("netns", "tun"),
+)
+def syn_without_cookie_keeps_mss_and_options(lab):
+    server, conn, options = _handshake(lab, syncookies=0, mss=1400)
+    lab.expect(lab.counter("TcpExtSyncookiesSent") == 0, "no cookie was sent")
+    lab.expect(options.get("wscale") is not None and options.get("sack"),
+               f"the SYN-ACK offers window scale and SACK ({options})")
+    largest = _largest_segment(lab, server, conn)
+    lab.expect(largest == 1400, f"the kernel sends 1400-byte segments (got {largest})")
