@@ -13,7 +13,8 @@ import socket
 import struct
 
 from .. import scenario
-from ..lab import proc_row
+from ...machine.netns import read_sysctl, set_sysctl
+from ..lab import Skip
 from ..packets import ipv4_tcp
 from ..peer import Conn
 
@@ -356,3 +357,38 @@ def syn_without_cookie_keeps_mss_and_options(lab):
                f"the SYN-ACK offers window scale and SACK ({options})")
     largest = _largest_segment(lab, server, conn)
     lab.expect(largest == 1400, f"the kernel sends 1400-byte segments (got {largest})")
+
+
+# -- 5. the ephemeral port range starts no lower than ip_unprivileged_port_start -------------------
+
+RANGE, UNPRIV = "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start"
+
+
+def _write(lab, name: str, value: str):
+    """Write a sysctl of the scenario's own namespace, recording the result or the errno."""
+    if not lab.isolated:
+        raise Skip(f"needs its own network namespace to write {name}")
+    r = lab.call(None, f"write {name} = {value}", lambda: set_sysctl(name, value))
+    lab.note(f"{name} now reads {read_sysctl(name)}")
+    return r
+
+
+@scenario(
+    claim="The first port of ip_local_port_range may not be below ip_unprivileged_port_start, not a "
+          "fixed 1024: at the default 1024 a range starting at 1023 is refused with EINVAL, after "
+          "ip_unprivileged_port_start is lowered to 0 a range starting at 1 is accepted, and the "
+          "reverse check refuses an ip_unprivileged_port_start above the range's first port.",
+    proves=["sysctl:net.ipv4.ip_local_port_range", "sysctl:net.ipv4.ip_unprivileged_port_start"],
+)
+def local_port_range_floor_is_unprivileged_port_start(lab):
+    lab.expect(read_sysctl(UNPRIV) == "1024", f"{UNPRIV} starts at 1024 ({read_sysctl(UNPRIV)})")
+    lab.expect_errno(_write(lab, RANGE, "1023 60999"), "EINVAL")
+    lab.expect_ok(_write(lab, RANGE, "1024 60999"))
+    lab.expect_ok(_write(lab, UNPRIV, "500"))
+    lab.expect_errno(_write(lab, RANGE, "499 60999"), "EINVAL")
+    lab.expect_ok(_write(lab, RANGE, "500 60999"))
+    lab.expect_errno(_write(lab, UNPRIV, "501"), "EINVAL")
+    lab.expect_ok(_write(lab, UNPRIV, "0"))
+    lab.expect_ok(_write(lab, RANGE, "1 60999"))
+    lab.expect_errno(_write(lab, RANGE, "0 60999"), "EINVAL")
+    lab.expect(read_sysctl(RANGE) == "1 60999", f"the range is now 1 60999 ({read_sysctl(RANGE)})")
