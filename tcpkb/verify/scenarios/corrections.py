@@ -57,6 +57,10 @@ def _shutdown_listener_resets_queue(lab, how: int) -> None:
     lab.expect_errno(queued.recv(), "ECONNRESET")
     lab.expect_state(queued, "CLOSE")
     lab.expect_counter("TcpOutRsts", at_least=1)
+    lab.expect_counter("TcpEstabResets", at_least=1)
+    aborts = {k: lab.counter(k) for k in ("TcpExtTCPAbortOnClose", "TcpExtTCPAbortOnData",
+                                          "TcpExtTCPAbortOnLinger")}
+    lab.expect(not any(aborts.values()), f"no TcpExtTCPAbortOn* counter moved ({aborts})")
     listener.set_blocking(False)
     lab.expect_errno(listener.accept("late"), "EINVAL")
     lab.expect_state(client, "ESTABLISHED")
@@ -78,8 +82,9 @@ def _closed_server(lab):
 
 @scenario(
     claim="shutdown(SHUT_RD) on a listener closes it and resets the connection waiting in its accept "
-          "queue: the queued client's recv() fails with ECONNRESET, accept() then fails with EINVAL, "
-          "and the connection already accepted is untouched.",
+          "queue (TcpOutRsts and TcpEstabResets count it, no TcpExtTCPAbortOn* counter does): the "
+          "queued client's recv() fails with ECONNRESET, accept() then fails with EINVAL, and the "
+          "connection already accepted is untouched.",
     proves=["call:shutdown", "flag:RST", "errno:ECONNRESET", "state:LISTEN", "call:accept"],
 )
 def shutdown_rd_on_listener_resets_accept_queue(lab):
