@@ -37,7 +37,6 @@ def _listener_with_queue(lab):
     client, server = lab.connect_to(listener, "accepted", "server")
     queued = lab.socket("queued")
     queued.connect(listener.local).value
-    queued._addresses()
     lab.wait_for(lambda: _accept_queue(listener) == 1, 1.0, "one connection waiting in the accept queue")
     for s in (client, queued):
         s.sock.settimeout(1.0)  # bounds the blocking reads below
