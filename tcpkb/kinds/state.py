@@ -18,7 +18,7 @@ class State(Kind):
     fields = {
         **Kind.fields,
         "number": Field("int", required=True),
-        "hex": Field("str", required=True),
+        "hex": Field("str_or_null", required=True),
         "rfc": Field("str_or_null", required=True),
         "ss": Field("str_or_null", required=True),
         "netstat": Field("str_or_null", required=True),
@@ -39,7 +39,7 @@ class State(Kind):
     descriptions = {
         "states": ("TCP states: the kernel's number, /proc/net/tcp hex and every spelling.", {
             "number": "tcpi_state, the kernel's state number",
-            "hex": "the st column of /proc/net/tcp",
+            "hex": "the st column of /proc/net/tcp; empty for states it never prints",
             "rfc": "the RFC 9293 spelling; empty for Linux-only states",
             "ss": "how ss prints it", "netstat": "how netstat prints it",
             "side": "who reaches it: client, server, both, closer, passive-closer or none"}),
@@ -80,9 +80,11 @@ class State(Kind):
             number = int(query, 16)
             notes.append(f"{query} is read as the hex state code of /proc/net/tcp ({number})")
         if number is not None:
-            row = conn.execute("select id from states where number = ?", (number,)).fetchone()
+            row = conn.execute("select id, hex from states where number = ?", (number,)).fetchone()
             if row is None:
                 raise NotFound(f"no TCP state numbered {number}", [])
+            if notes and row[1] is None:
+                notes = [f"{query} is read as state {number} in hex; /proc/net/tcp never prints that code"]
             return Hit(row[0], notes)
         key = _key(query.removeprefix("TCP_").removeprefix("tcp_"))
         for r in conn.execute("select s.id, s.name, s.rfc, s.ss, s.netstat, (select group_concat("
@@ -94,7 +96,7 @@ class State(Kind):
         raise NotFound(f"no TCP state {query!r}", suggest(conn, query, "state"))
 
     def facts(self, e: dict) -> list[dict]:
-        rows = [fact("tcpi_state", e["number"]), fact("/proc/net/tcp st", e["hex"]),
+        rows = [fact("tcpi_state", e["number"]), fact("/proc/net/tcp st", e["hex"] or "never printed"),
                 fact("RFC 9293", e["rfc"] or "not an RFC state"), fact("ss", e["ss"] or "never printed"),
                 fact("netstat", e["netstat"] or "never printed"), fact("Reached by", e["side"])]
         for t in e["transitions"]:
@@ -104,10 +106,11 @@ class State(Kind):
         return rows
 
     def headline(self, e: dict) -> list:
-        return [(f"state {e['number']} (/proc hex {e['hex']})", None), (e["title"], "bold")]
+        proc = f"/proc hex {e['hex']}" if e["hex"] else "never in /proc/net/tcp"
+        return [(f"state {e['number']} ({proc})", None), (e["title"], "bold")]
 
     def list_columns(self, e: dict) -> list:
-        return [("Number", [str(e["number"])]), ("Hex", [e["hex"]]), ("RFC 9293", [e["rfc"] or ""]),
+        return [("Number", [str(e["number"])]), ("Hex", [e["hex"] or ""]), ("RFC 9293", [e["rfc"] or ""]),
                 ("ss", [e["ss"] or ""]), ("netstat", [e["netstat"] or ""]), ("Reached by", [e["side"]]),
                 ("Title", [e["title"]])]
 

@@ -72,9 +72,12 @@ def parse_ip(data: bytes) -> dict | None:
 
 
 def ipv4_tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: str,
-             data: bytes = b"", window: int = 65535, ecn: int = 0, mss: int | None = None) -> bytes:
-    """An IPv4 packet carrying one TCP segment, checksums filled in."""
-    options = struct.pack("!BBH", 2, 4, mss) if mss else b""
+             data: bytes = b"", window: int = 65535, ecn: int = 0, mss: int | None = None,
+             options: bytes = b"") -> bytes:
+    """An IPv4 packet carrying one TCP segment, checksums filled in; `options` (raw option bytes,
+    padded here with NOPs to a multiple of 4) follow the MSS option, if any."""
+    options = (struct.pack("!BBH", 2, 4, mss) if mss else b"") + options
+    options += b"\x01" * (-len(options) % 4)
     hlen = 20 + len(options)
     bits = flag_bits(flags)
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
