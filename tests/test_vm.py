@@ -132,6 +132,15 @@ def test_series_resolves_through_apt_to_the_cached_package(tmp_path, monkeypatch
     assert kernel.modules == str(home / "lib" / "modules" / "6.1.0-57-amd64")
 
 
+def test_an_image_of_another_series_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    home = tmp_path / "tcpkb" / "kernels" / "linux-image-6.1.0-57-amd64-unsigned"
+    fake_tree(home, "6.12.118+deb12-amd64")
+    (home / ".complete").touch()
+    with pytest.raises(vm.VmError, match="holds a 6.12.118.deb12-amd64 kernel, not 6.1"):
+        vm.resolve("6.1", run=lambda *a, **k: "\n".join(APT_NAMES))
+
+
 @pytest.mark.parametrize("spec, message", [("6.6", "apt offers no linux-image-6.6"),
                                            ("latest", "no such kernel 'latest'"),
                                            ("/no/such/vmlinuz", "no such kernel image")])

@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .. import paths
+from .. import kernels, paths
 
 QEMU = "qemu-system-x86_64"
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
@@ -120,7 +120,10 @@ def resolve(spec: str, run=apt) -> Kernel:
         name = package_name(spec)
     else:
         raise VmError(f"no such kernel {spec!r}: give a vmlinuz path or a Debian series such as 6.1")
-    return unpacked(name, run)
+    kernel = unpacked(name, run)
+    if kernels.series(kernel.release) != kernels.series(spec):  # the image is what it was asked for
+        raise VmError(f"{name} holds a {kernel.release} kernel, not {spec}")
+    return kernel
 
 
 def local_kernel(path: str) -> Kernel:
