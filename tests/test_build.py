@@ -111,3 +111,18 @@ def test_stale_database_is_reported(base_kb, fixture_db, monkeypatch, capsys):
     (base_kb / "errno" / "EAGAIN.md").write_text((base_kb / "errno" / "EAGAIN.md").read_text() + "\n")
     paths.warn_if_stale(fixture_db)
     assert "has changed" in capsys.readouterr().err
+
+
+def test_a_results_file_that_breaks_the_trace_schema_stops_the_build(tmp_path, monkeypatch):
+    """The build loads results only through the schema: a bad trace is one line naming the file."""
+    import json
+
+    from tcpkb.verify import proof_records
+
+    good = sorted((FIXTURES.parent.parent / "data" / "verify").glob("*.json"))[0]
+    data = json.loads(good.read_text())
+    data["results"][0]["trace"] = {"packets": [{"flags": 7}]}
+    (tmp_path / good.name).write_text(json.dumps(data))
+    monkeypatch.setenv("TCPKB_RESULTS", str(tmp_path))
+    with pytest.raises(ValueError, match=rf"{good.name}: .* does not match the trace schema"):
+        proof_records()

@@ -60,11 +60,21 @@ def all_scenarios() -> dict[str, Scenario]:
 
 
 def proof_records():
-    """The scenario catalogue and every results file found, as the build loads them."""
+    """The scenario catalogue and every results file found, as the build loads them. Every
+    stored result is validated against the trace schema first: a results file that does not
+    conform stops the build (ValueError naming the file, the scenario and what is wrong)."""
     from ..build.proof import Proof
     from . import results
+    from .trace_schema import validate_result
 
     catalog = [{"name": s.name, "module": s.module, "level": s.level, "claim": s.claim,
                 "needs": " ".join(sorted(s.needs)), "timeout_s": s.timeout, "proves": list(s.proves),
                 "verdicts": dict(s.verdicts)} for s in all_scenarios().values()]
-    return Proof(catalog, results.load_all())
+    loaded = results.load_all()
+    for r in loaded:
+        stored = {k: v for k, v in r.items() if k != "file"}  # `file` is added by the loader
+        if problems := validate_result(stored):
+            raise ValueError(f"verification results {r['file']}: {r.get('scenario')} on {r.get('kernel')} "
+                             f"does not match the trace schema: {problems[0]}"
+                             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return Proof(catalog, loaded)

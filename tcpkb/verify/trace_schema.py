@@ -24,6 +24,8 @@ def trace_schema() -> dict:
 
 def validate_result(result) -> list[str]:
     """The same for one stored result: its envelope (status, level, verdicts …), then its trace."""
+    if _validator("result").is_valid(result):  # the usual case, in one pass
+        return []
     problems = [_line(e, "(result)") for e in _sorted(_validator("result").iter_errors(result))
                 if list(e.absolute_path)[:1] != ["trace"]]
     if isinstance(result, dict) and "trace" in result:
@@ -33,9 +35,7 @@ def validate_result(result) -> list[str]:
 
 def validate_trace(trace) -> list[str]:
     """Every way `trace` departs from the schema, as 'path: what' lines; [] when it conforms."""
-    from jsonschema import Draft202012Validator  # imported here: only the build and the tests need it
-
-    if Draft202012Validator(trace_schema()).is_valid(trace):
+    if _validator(None).is_valid(trace):
         return []
     # A trace has one of three shapes; say what is wrong with the one it tries to be.
     shape = "recorded" if not isinstance(trace, dict) or set(trace) - {"error"} else "unfinished"
@@ -43,10 +43,14 @@ def validate_trace(trace) -> list[str]:
         ["(trace): not an empty trace, an error trace or a recorded trace"]
 
 
-def _validator(definition: str):
-    """A validator of the schema's $defs/`definition`, with the whole schema to resolve refs."""
-    from jsonschema import Draft202012Validator
+@lru_cache(maxsize=8)
+def _validator(definition: str | None):
+    """A validator of the whole schema, or of its $defs/`definition` (with the whole schema to
+    resolve refs); made once each, as building one costs more than validating a trace."""
+    from jsonschema import Draft202012Validator  # imported here: only the build and the tests need it
 
+    if definition is None:
+        return Draft202012Validator(trace_schema())
     return Draft202012Validator({**trace_schema(), "$ref": f"#/$defs/{definition}"})
 
 
