@@ -19,7 +19,7 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.realpath(__file__))
-SCHEMA = 2  # the database's layout: bump when a table or column changes
+SCHEMA = 3  # the database's layout: bump when a table or column changes
 
 
 def checkout_root() -> str | None:

@@ -27,6 +27,7 @@ class Sysctl(Kind):
         "inherited": Field("bool"),
         "since": Field("release"),
         "absent_on": Field("range"),
+        "module": Field("str_or_null"),
         "noop_since": Field("str_or_null"),
         "removed_in": Field("str_or_null"),
     }
@@ -39,8 +40,8 @@ class Sysctl(Kind):
     kernel_facts = ("default", "range", "per_netns", "exists")
     columns = {"id": "text", "name": "text", "type": "text", "unit": "text", "range": "text",
                "default": "text", "computed": "text", "per_netns": "boolean", "inherited": "boolean",
-               "since": "text", "absent_on": "text", "noop_since": "text", "removed_in": "text",
-               "path": "text"}
+               "since": "text", "absent_on": "text", "module": "text", "noop_since": "text",
+               "removed_in": "text", "path": "text"}
     descriptions = {"sysctls": ("Sysctl knobs: type, unit, accepted range, default, scope, and the "
                                 "kernels that added or removed them.", {
         "type": "integer, boolean, mode, vector, string or bitmap",
@@ -53,6 +54,7 @@ class Sysctl(Kind):
         "inherited": "1 if a new namespace starts from the host's current value",
         "since": "the kernel release that added it, if after 6.1",
         "absent_on": "kernels verified to lack it, as a range (<=6.12), where the release that added it is not known",
+        "module": "the kernel module that provides it: the file exists only while it is loaded",
         "noop_since": "the release since which it exists but does nothing",
         "removed_in": "the release that removed it", "path": "its file under /proc/sys"})}
 
@@ -84,7 +86,7 @@ class Sysctl(Kind):
         r = conn.execute("select * from sysctls where id = ?", (entry_id,)).fetchone()
         return {k: r[k] for k in ("type", "unit", "range", "default", "computed")} | {
             "per_netns": bool(r["per_netns"]), "inherited": bool(r["inherited"]), "since": r["since"],
-            "absent_on": r["absent_on"],
+            "absent_on": r["absent_on"], "module": r["module"],
             "noop_since": r["noop_since"], "removed_in": r["removed_in"], "proc_path": r["path"]}
 
     def find(self, conn, query: str) -> Hit:
@@ -118,6 +120,8 @@ class Sysctl(Kind):
         rows.append(scope)
         if e["since"]:
             rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
+        if e["module"]:
+            rows.append(fact("Module", f"{e['module']}: the file exists only while the module is loaded"))
         if e["absent_on"]:
             rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}: the file does not exist there"))
         if e["noop_since"]:

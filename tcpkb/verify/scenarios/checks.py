@@ -223,6 +223,9 @@ def _sysctl_verdict(e: dict, kernel: str, fresh: dict | None, ranges: dict) -> d
     name, path = e["name"], sysctl_path(e["name"])
     on_host = os.path.exists(path)
     expected, observed, unchecked = {"exists": exists_on(e, kernel)}, {"exists": on_host}, []
+    if not on_host and e.get("module") and not os.path.isdir(f"/sys/module/{e['module']}"):
+        # an environment fact: the module that provides the file is not loaded on this machine
+        return _verdict(e["id"], {}, {}, [f"exists (module {e['module']} is not loaded)"])
     if not on_host or fresh is None:
         unchecked += [] if not on_host else ["per_netns", "default", "range"]
         return _verdict(e["id"], expected, observed, unchecked)
