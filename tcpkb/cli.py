@@ -42,9 +42,9 @@ def _lookup_command(kind) -> None:
         query, as_json, brief = args.pop("query"), args.pop("as_json"), args.pop("brief")
         raise typer.Exit(answer.find(kind.name, query, as_json, brief, **args))
 
-    keyword = inspect.Parameter.KEYWORD_ONLY
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter("query", keyword, annotation=str, default=typer.Argument(
-        ..., metavar="QUERY", help=kind.query_help))]
+        ..., help=kind.query_help))]
     params += [inspect.Parameter(o.keyword, keyword, annotation=Optional[str],
                                  default=typer.Option(None, o.flag, help=o.help)) for o in kind.options]
     params += [inspect.Parameter("as_json", keyword, annotation=bool, default=JSON),
@@ -78,7 +78,7 @@ for _kind in KINDS.values():
 
 @app.command()
 def show(
-    entry_id: str = typer.Argument(..., metavar="ID", help="errno:ECONNRESET, state:TIME_WAIT, or a bare name"),
+    entry_id: str = typer.Argument(..., help="errno:ECONNRESET, state:TIME_WAIT, or a bare name"),
     as_json: bool = JSON,
     brief: bool = BRIEF,
 ) -> None:
