@@ -201,7 +201,7 @@ def verify(
         None, help="Scenario names, scenario modules (states) or entry ids (errno:ECONNRESET); default: all."),
     as_json: bool = JSON,
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64,
-                                       help="Scenarios run at once (default: twice the number of CPUs)."),
+                                       help="Scenarios run at once (default: four per CPU)."),
     coverage: bool = typer.Option(False, "--coverage", help="List the entries no result reproduces or checks."),
     list_only: bool = typer.Option(False, "--list", help="List the scenarios and their claims; run nothing."),
     kernel: Optional[str] = typer.Option(

@@ -56,8 +56,10 @@ def verify(targets: list[str], as_json: bool = False, jobs: int | None = None,
     if kernel:
         return verify_in_vm(kernel, targets, set(scenarios), as_json, jobs, rebuild)
     db = _fresh_db()
-    # Scenarios mostly wait on kernel timers, not the CPU: two per core keeps both busy.
-    jobs = jobs or 2 * (os.cpu_count() or 1)
+    # Scenarios mostly wait on kernel timers, not the CPU: their durations add up to about 40 s,
+    # so two per core (4 here) cannot finish under 10 s; four per core measured 7.3 s idle and held
+    # every timing window under two CPU hogs (scripts/bench_verify.py --hog 2).
+    jobs = jobs or 4 * (os.cpu_count() or 1)
     here = machine()
     if not as_json:
         output.echo(f"tcpkb verify: {len(chosen)} scenarios on {here['kernel']} {here['arch']}, "
