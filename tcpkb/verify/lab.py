@@ -28,7 +28,7 @@ from ..machine.netns import read_sysctl, set_sysctl, sysctl_path
 from ..machine.proc import tcp_sockets
 from . import timing
 from .capture import Capture
-from .needs import missing_sysctl
+from .needs import in_vm, missing_sysctl, only_in_vm
 from .trace_schema import SCHEMA_VERSION as TRACE_SCHEMA_VERSION
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
@@ -315,6 +315,7 @@ class Lab:
         self.steps: list[dict] = []
         self.sockets: list[TracedSocket] = []
         self.sysctls: dict[str, str] = {}
+        self.machine_wide: dict[str, str] = {}  # name -> the value to put back (machine_sysctl)
         self.peer = None
         self.children: list[int] = []
         self.capture = Capture(self.start) if isolated else None
@@ -501,6 +502,27 @@ class Lab:
         set_sysctl(name, value)
         self.sysctls[name] = read_sysctl(name)
         self.note(f"sysctl {name} = {self.sysctls[name]}")
+
+    def machine_sysctl(self, name: str, value) -> None:
+        """Set a knob no namespace isolates (fs.file-max …): only in the VM runner's guest, and put
+        back by restore_machine(), which finish() calls too. The scenario declares "vm:<name>"."""
+        if not in_vm():
+            raise Skip(only_in_vm(name))
+        if not os.path.exists(sysctl_path(name)):
+            raise Skip(missing_sysctl(name))
+        self.machine_wide.setdefault(name, read_sysctl(name))
+        with open(sysctl_path(name), "w") as f:
+            f.write(str(value))
+        self.sysctls[name] = read_sysctl(name)
+        self.note(f"sysctl {name} = {self.sysctls[name]} (machine-wide, was {self.machine_wide[name]})")
+
+    def restore_machine(self) -> None:
+        """Put back every machine-wide knob machine_sysctl() changed, newest first."""
+        for name in reversed(list(self.machine_wide)):
+            with open(sysctl_path(name), "w") as f:
+                f.write(self.machine_wide[name])
+            self.note(f"sysctl {name} restored to {read_sysctl(name)}")
+            del self.machine_wide[name]
 
     def counter(self, name: str) -> int:
         """How much a /proc/net/netstat or snmp counter moved since the lab started."""
@@ -792,7 +814,8 @@ class Lab:
     # -- the end ---------------------------------------------------------
 
     def finish(self) -> dict:
-        """Close what is left, reap children, and return the trace."""
+        """Put machine-wide knobs back, close what is left, reap children, and return the trace."""
+        self.restore_machine()
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 
 from .. import kernels, paths
+from .needs import GUEST_FLAG
 
 QEMU = "qemu-system-x86_64"
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
@@ -340,8 +341,9 @@ def qemu_command(kernel: Kernel, initrd: str, results: str, cpus: int, memory_mb
             "-serial", "stdio", "-no-reboot",
             "-kernel", kernel.vmlinuz, "-initrd", initrd,
             # panic=-1 with -no-reboot: a guest panic ends QEMU at once; the CPU-bug mitigations
-            # only cost time under emulation and change nothing a scenario looks at
-            "-append", "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off",
+            # only cost time under emulation and change nothing a scenario looks at; GUEST_FLAG
+            # tells scenarios that change machine-wide settings that this machine is theirs
+            "-append", f"console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off {GUEST_FLAG}",
             "-virtfs", f"{share},path=/,mount_tag={ROOT_TAG},readonly=on",
             "-virtfs", f"{share},path={results},mount_tag={RESULTS_TAG}"]
 
