@@ -110,3 +110,86 @@ def file_table_full_fails_socket_and_accept_enfile(lab):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     server = listener.accept().value
     lab.expect(server.remote == client.local, "the connection accept() refused was still queued")
+
+
+# -- option memory: net.core.optmem_max ---------------------------------------
+
+TCP_MD5SIG = 14
+
+
+def _optmem_max() -> int | None:
+    """net.core.optmem_max as a socket of this namespace is charged against it, or None where the
+    knob is machine-wide and only the initial namespace lists it (6.1; per namespace on 6.12)."""
+    try:
+        with open("/proc/sys/net/core/optmem_max") as f:
+            return int(f.read())
+    except OSError:
+        return None
+
+
+def _md5sig(address: str, key: bytes = b"k" * 16) -> bytes:
+    """struct tcp_md5sig for an IPv4 peer: sockaddr_storage, flags, prefixlen, keylen, ifindex, key."""
+    peer = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + socket.inet_aton(address)
+    return peer.ljust(128, b"\0") + struct.pack("=BBHi", 0, 0, len(key), 0) + key.ljust(80, b"\0")
+
+
+@scenario(
+    claim="Each TCP_MD5SIG key a socket holds is charged to its option memory: adding keys for "
+          "one peer address after another, setsockopt(TCP_MD5SIG) fails with ENOMEM once the keys "
+          "reach net.core.optmem_max (the key's sock_kmalloc() fails), and succeeds again "
+          "for a new key once one is deleted.",
+    proves=["errno:ENOMEM", "call:setsockopt"],
+    timeout=10.0,
+)
+def md5_keys_beyond_optmem_max_fail_enomem(lab):
+    listener = lab.socket("listener")
+    limit = _optmem_max()
+    lab.note(f"net.core.optmem_max here: {limit if limit is not None else 'not per namespace'}")
+    added = []
+
+    def add_until_refused():
+        for i in range(20000):
+            address = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+            try:
+                listener.sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, _md5sig(address))
+            except OSError as e:
+                if not added:
+                    raise
+                return f"{len(added)} keys added, then {os.strerror(e.errno)}"
+            added.append(address)
+        raise OSError(0, "20000 keys added and none refused")
+    lab.call(listener, "setsockopt(TCP_MD5SIG) for one address after another", add_until_refused).value
+    refused = f"10.99.{len(added) >> 8 & 255}.{len(added) & 255}"
+    full = listener.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, _md5sig(refused),
+                               label=f"TCP_MD5SIG {refused}")
+    lab.expect_errno(full, "ENOMEM")
+    listener.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, _md5sig(added[-1], b""),
+                        label=f"TCP_MD5SIG {added[-1]}, no key (delete)").value
+    lab.expect_ok(listener.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG, _md5sig(refused),
+                                      label=f"TCP_MD5SIG {refused}"))
+
+
+@scenario(
+    claim="sendmsg() on a connected TCP socket with ancillary data larger than "
+          "net.core.optmem_max fails with ENOBUFS before any byte is sent: the kernel cannot "
+          "charge a control buffer that size to the socket (sock_kmalloc() in ____sys_sendmsg()). "
+          "The same message with a 4 KiB control buffer is accepted (TCP ignores SCM_RIGHTS) "
+          "and its byte delivered.",
+    proves=["errno:ENOBUFS", "call:send"],
+)
+def sendmsg_control_beyond_optmem_max_fails_enobufs(lab):
+    _, client, server = lab.connected_pair()
+    limit = _optmem_max()
+    lab.note(f"net.core.optmem_max here: {limit if limit is not None else 'not per namespace'}")
+    size = 1 << 20  # past the defaults (20480 on 6.1, 131072 on 6.12) and any sane setting
+    if limit is not None:
+        lab.expect(size > limit, f"a {size}-byte control buffer exceeds optmem_max ({limit})")
+
+    def sendmsg(length: int):
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"\0" * (length - 16))]
+        return lab.call(client, f"sendmsg(1 byte, {length}-byte control message)",
+                        lambda: client.sock.sendmsg([b"x"], ancillary))
+    lab.expect_errno(sendmsg(size), "ENOBUFS")
+    lab.expect(server.readable(0.1) is False, "nothing reached the peer")
+    lab.expect(sendmsg(4096).value == 1, "the small control buffer was accepted")
+    lab.expect(server.recv().value == b"x", "the peer got the byte of the second sendmsg()")
