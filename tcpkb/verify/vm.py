@@ -241,6 +241,7 @@ mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work 
 R=/newroot
 for d in proc sys dev {GUEST_RESULTS} /lib/modules/{kernel.release}; do mkdir -p "$R/$d"; done
 mount -t proc proc $R/proc; mount -t sysfs sysfs $R/sys; mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts && mount -t devpts devpts $R/dev/pts  # pseudo-terminals (an AX.25 port)
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t 9p -o {nine_p} {RESULTS_TAG} $R{GUEST_RESULTS} || die "mount the results share"
 mount --bind $R{q(kernel.modules)} $R/lib/modules/{kernel.release} || die "bind the modules"
