@@ -228,6 +228,17 @@ def test_a_machine_wide_change_runs_only_in_the_guest(tmp_path, monkeypatch):
     assert needs.in_vm() and needs.unmet(frozenset({"vm:fs.file-max"})) is None
 
 
+def test_the_lab_changes_a_machine_wide_knob_only_in_the_guest(tmp_path, monkeypatch):
+    """Even a scenario that forgot its "vm:" need cannot touch fs.file-max on a host."""
+    def lowers_file_max(lab):
+        lab.machine_sysctl("fs.file-max", 16)
+
+    monkeypatch.setattr(needs, "CMDLINE", str(tmp_path / "absent"))
+    done = run([_scenario(lowers_file_max, ())])
+    assert (done[0]["status"], done[0]["reason"]) == (
+        "skipped", "changes fs.file-max for the whole machine: runs only in a VM (tcpkb verify --kernel)")
+
+
 def fake_qemu(tmp_path: Path, body: str) -> Path:
     script = tmp_path / "qemu"
     script.write_text("#!/bin/sh\n" + body)

@@ -75,9 +75,11 @@ def _fill_file_table(lab, spares: list, limit: int) -> None:
     claim="With fs.file-max lowered to 16, below what the machine already has open, and "
           "CAP_SYS_ADMIN dropped from the effective set, socket() fails with ENFILE (after at most "
           "a few dozen sockets that the kernel's per-CPU estimate of the count lets through), and "
-          "so does accept() on a listener with a connection waiting; the connection stays queued. With CAP_SYS_ADMIN raised again, socket() succeeds over "
-          "the limit (root is exempt, alloc_empty_file()), and once fs.file-max is restored the "
-          "same accept() returns the queued connection.",
+          "so does accept() on a listener with a connection waiting; the connection stays queued. "
+          "With CAP_SYS_ADMIN raised again, socket() succeeds over the limit (root is exempt, "
+          "alloc_empty_file()), and once fs.file-max is restored the "
+          "same accept() returns the queued connection. The kernel logs \"VFS: file-max limit 16 "
+          "reached\".",
     proves=["errno:ENFILE", "call:socket", "call:accept"],
     needs=("netns", "vm:fs.file-max"),
     timeout=10.0,
@@ -110,6 +112,25 @@ def file_table_full_fails_socket_and_accept_enfile(lab):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     server = listener.accept().value
     lab.expect(server.remote == client.local, "the connection accept() refused was still queued")
+    logged = [line for line in _kernel_log() if f"VFS: file-max limit {FILE_MAX} reached" in line]
+    lab.expect(bool(logged), f"the kernel logged the limit ({logged[0] if logged else 'no such line'})")
+
+
+def _kernel_log() -> list[str]:
+    """Every message in the kernel's ring buffer now (/dev/kmsg, read until it has no more)."""
+    lines = []
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except BlockingIOError:
+                return lines
+            except BrokenPipeError:  # a record was overwritten while reading: go on
+                continue
+            lines.append(record.decode(errors="replace").partition(";")[2].strip())
+    finally:
+        os.close(fd)
 
 
 # -- option memory: net.core.optmem_max ---------------------------------------
