@@ -209,6 +209,34 @@ def test_qemu_gets_no_network_device(tmp_path):
     assert not [d for d in devices if "net" in d]
     assert "path=/,mount_tag=hostroot,readonly=on" in text
     assert "path=/tmp/results,mount_tag=tcpkbresults" in text
+    assert needs.GUEST_FLAG in command[command.index("-append") + 1].split()
+
+
+def test_a_machine_wide_change_runs_only_in_the_guest(tmp_path, monkeypatch):
+    """A "vm:" scenario is skipped on a host, with the setting it would change; the guest is told
+    by the flag on its kernel command line, which only the VM runner puts there."""
+    def never_runs(lab):
+        raise AssertionError("ran")
+
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("BOOT_IMAGE=/vmlinuz root=/dev/sda1 tcpkb.guest=0\n")
+    monkeypatch.setattr(needs, "CMDLINE", str(cmdline))
+    done = run([_scenario(never_runs, ("vm:fs.file-max",))])
+    assert (done[0]["status"], done[0]["reason"]) == (
+        "skipped", "changes fs.file-max for the whole machine: runs only in a VM (tcpkb verify --kernel)")
+    cmdline.write_text(f"console=ttyS0 quiet {needs.GUEST_FLAG}\n")
+    assert needs.in_vm() and needs.unmet(frozenset({"vm:fs.file-max"})) is None
+
+
+def test_the_lab_changes_a_machine_wide_knob_only_in_the_guest(tmp_path, monkeypatch):
+    """Even a scenario that forgot its "vm:" need cannot touch fs.file-max on a host."""
+    def lowers_file_max(lab):
+        lab.machine_sysctl("fs.file-max", 16)
+
+    monkeypatch.setattr(needs, "CMDLINE", str(tmp_path / "absent"))
+    done = run([_scenario(lowers_file_max, ())])
+    assert (done[0]["status"], done[0]["reason"]) == (
+        "skipped", "changes fs.file-max for the whole machine: runs only in a VM (tcpkb verify --kernel)")
 
 
 def fake_qemu(tmp_path: Path, body: str) -> Path:

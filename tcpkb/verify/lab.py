@@ -28,7 +28,7 @@ from ..machine.netns import read_sysctl, set_sysctl, sysctl_path
 from ..machine.proc import tcp_sockets
 from . import timing
 from .capture import Capture
-from .needs import missing_sysctl
+from .needs import in_vm, missing_sysctl, only_in_vm
 from .trace_schema import SCHEMA_VERSION as TRACE_SCHEMA_VERSION
 
 # include/net/tcp_states.h. The `state_numbers` check holds the notes to what
@@ -38,6 +38,7 @@ TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5:
               11: "CLOSING", 12: "NEW_SYN_RECV", 13: "BOUND_INACTIVE"}
 TCP_INFO = 11
 SIOCOUTQNSD = 0x894B  # bytes in the send queue not yet sent
+IPPROTO_SCTP = 132
 POLL_S = 0.005
 OPTION_LEVELS = {"SO_": socket.SOL_SOCKET, "TCP_": socket.IPPROTO_TCP, "IP_": socket.IPPROTO_IP,
                  "IPV6_": socket.IPPROTO_IPV6}
@@ -188,6 +189,8 @@ class TracedSocket:
 
     def state(self) -> str:
         """The TCP state now: TCP_INFO while open, /proc/net/tcp after close."""
+        if _kind_of(self.sock) == "sctp":
+            return "-"  # SOCK_STREAM, but no TCP state: TCP_INFO and /proc/net/tcp know nothing of it
         if not self.closed:
             if self.sock.type != socket.SOCK_STREAM:
                 return "-"
@@ -226,13 +229,15 @@ class TracedSocket:
 
 
 def _kind_of(sock: socket.socket) -> str:
-    """'tcp', 'udp', 'unix' or 'other': what kind of socket a step acted on."""
+    """'tcp', 'udp', 'sctp', 'unix' or 'other': what kind of socket a step acted on."""
     try:
-        family, type_ = sock.family, sock.type
+        family, type_, proto = sock.family, sock.type, sock.proto
     except OSError:
         return "other"
     if family == socket.AF_UNIX:
         return "unix"
+    if family in (socket.AF_INET, socket.AF_INET6) and proto == IPPROTO_SCTP:
+        return "sctp"
     if family in (socket.AF_INET, socket.AF_INET6):
         return {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(type_, "other")
     return "other"
@@ -315,6 +320,7 @@ class Lab:
         self.steps: list[dict] = []
         self.sockets: list[TracedSocket] = []
         self.sysctls: dict[str, str] = {}
+        self.machine_wide: dict[str, str] = {}  # name -> the value to put back (machine_sysctl)
         self.peer = None
         self.children: list[int] = []
         self.capture = Capture(self.start) if isolated else None
@@ -396,7 +402,8 @@ class Lab:
         the socket module, are set in order right after socket(), each at its prefix's level."""
         kind = {socket.SOCK_STREAM: "SOCK_STREAM", socket.SOCK_DGRAM: "SOCK_DGRAM"}.get(type, str(type))
         fam = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}.get(family, str(family))
-        r = self.call(None, f"{name} = socket({fam}, {kind})", lambda: socket.socket(family, type, proto))
+        protocol = {0: "", IPPROTO_SCTP: ", IPPROTO_SCTP"}.get(proto, f", {proto}")
+        r = self.call(None, f"{name} = socket({fam}, {kind}{protocol})", lambda: socket.socket(family, type, proto))
         traced = self.adopt(name, r.value)
         for option, value in (options or {}).items():
             level = OPTION_LEVELS[option.split("_")[0] + "_"]
@@ -501,6 +508,27 @@ class Lab:
         set_sysctl(name, value)
         self.sysctls[name] = read_sysctl(name)
         self.note(f"sysctl {name} = {self.sysctls[name]}")
+
+    def machine_sysctl(self, name: str, value) -> None:
+        """Set a knob no namespace isolates (fs.file-max …): only in the VM runner's guest, and put
+        back by restore_machine(), which finish() calls too. The scenario declares "vm:<name>"."""
+        if not in_vm():
+            raise Skip(only_in_vm(name))
+        if not os.path.exists(sysctl_path(name)):
+            raise Skip(missing_sysctl(name))
+        self.machine_wide.setdefault(name, read_sysctl(name))
+        with open(sysctl_path(name), "w") as f:
+            f.write(str(value))
+        self.sysctls[name] = read_sysctl(name)
+        self.note(f"sysctl {name} = {self.sysctls[name]} (machine-wide, was {self.machine_wide[name]})")
+
+    def restore_machine(self) -> None:
+        """Put back every machine-wide knob machine_sysctl() changed, newest first."""
+        for name in reversed(list(self.machine_wide)):
+            with open(sysctl_path(name), "w") as f:
+                f.write(self.machine_wide[name])
+            self.note(f"sysctl {name} restored to {read_sysctl(name)}")
+            del self.machine_wide[name]
 
     def counter(self, name: str) -> int:
         """How much a /proc/net/netstat or snmp counter moved since the lab started."""
@@ -792,7 +820,8 @@ class Lab:
     # -- the end ---------------------------------------------------------
 
     def finish(self) -> dict:
-        """Close what is left, reap children, and return the trace."""
+        """Put machine-wide knobs back, close what is left, reap children, and return the trace."""
+        self.restore_machine()
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 
 from .. import kernels, paths
+from .needs import GUEST_FLAG
 
 QEMU = "qemu-system-x86_64"
 BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
@@ -240,6 +241,7 @@ mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work 
 R=/newroot
 for d in proc sys dev {GUEST_RESULTS} /lib/modules/{kernel.release}; do mkdir -p "$R/$d"; done
 mount -t proc proc $R/proc; mount -t sysfs sysfs $R/sys; mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts && mount -t devpts devpts $R/dev/pts  # pseudo-terminals (an AX.25 port)
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t 9p -o {nine_p} {RESULTS_TAG} $R{GUEST_RESULTS} || die "mount the results share"
 mount --bind $R{q(kernel.modules)} $R/lib/modules/{kernel.release} || die "bind the modules"
@@ -340,8 +342,9 @@ def qemu_command(kernel: Kernel, initrd: str, results: str, cpus: int, memory_mb
             "-serial", "stdio", "-no-reboot",
             "-kernel", kernel.vmlinuz, "-initrd", initrd,
             # panic=-1 with -no-reboot: a guest panic ends QEMU at once; the CPU-bug mitigations
-            # only cost time under emulation and change nothing a scenario looks at
-            "-append", "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off",
+            # only cost time under emulation and change nothing a scenario looks at; GUEST_FLAG
+            # tells scenarios that change machine-wide settings that this machine is theirs
+            "-append", f"console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off {GUEST_FLAG}",
             "-virtfs", f"{share},path=/,mount_tag={ROOT_TAG},readonly=on",
             "-virtfs", f"{share},path={results},mount_tag={RESULTS_TAG}"]
 

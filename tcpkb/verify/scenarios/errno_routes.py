@@ -154,6 +154,18 @@ def icmp_admin_prohibited_fails_connect(lab):
     _connect_answered_by_icmp(lab, 13, "EHOSTUNREACH")
 
 
+@scenario(
+    claim="An ICMP destination host unknown (type 3, code 7) answering the SYN makes a blocking "
+          "connect() fail with EHOSTDOWN within milliseconds, without retrying the SYN: "
+          "icmp_err_convert[] maps code 7 to EHOSTDOWN and tcp_v4_err() ends a SYN_SENT "
+          "connection on any destination-unreachable code.",
+    proves=["errno:EHOSTDOWN", "call:connect"],
+    needs=("netns", "tun"),
+)
+def icmp_host_unknown_fails_connect_ehostdown(lab):
+    _connect_answered_by_icmp(lab, 7, "EHOSTDOWN")
+
+
 def _established_sending(lab, peer, recverr: bool):
     """A connection to the TUN peer with 6 unacknowledged bytes; returns (client, data segment)."""
     client, conn = peer.connected()
@@ -194,10 +206,25 @@ def icmp_unreachable_on_established_reported_at_timeout(lab):
     needs=("netns", "tun"),
 )
 def ip_recverr_reports_icmp_unreachable_at_once(lab):
+    _recverr_reports_at_once(lab, 1, "EHOSTUNREACH")
+
+
+@scenario(
+    claim="With IP_RECVERR set, an ICMP destination host unknown (type 3, code 7) on an "
+          "established connection is reported at once: the next recv() fails with EHOSTDOWN while "
+          "the connection stays ESTABLISHED.",
+    proves=["errno:EHOSTDOWN", "call:recv", "state:ESTABLISHED"],
+    needs=("netns", "tun"),
+)
+def ip_recverr_reports_icmp_host_unknown_ehostdown(lab):
+    _recverr_reports_at_once(lab, 7, "EHOSTDOWN")
+
+
+def _recverr_reports_at_once(lab, code: int, errno_name: str) -> None:
     peer = lab.tun_peer()
     client, data = _established_sending(lab, peer, recverr=True)
-    peer.unreachable(data, 1)
+    peer.unreachable(data, code)
     lab.wait_for(lambda: client.readable(0), 0.5, "the error to be reported")
-    lab.expect_errno(client.recv(), "EHOSTUNREACH")
+    lab.expect_errno(client.recv(), errno_name)
     lab.expect_state(client, "ESTABLISHED")
     lab.expect_errno(client.recv(), "EAGAIN")
