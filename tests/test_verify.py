@@ -159,7 +159,8 @@ def _fake(name: str, kernel: str, status: str = "passed", proves=("errno:EPIPE",
     return {"scenario": name, "module": "fake", "level": "reproduced", "claim": "A fake claim.",
             "proves": list(proves), "verdicts": {}, "status": status, "reason": None,
             "kernel": kernel, "arch": "x86_64", "time": "2026-01-01T00:00:00+00:00",
-            "duration_ms": 1.0, "trace": {"steps": [], "packets": []}}
+            "duration_ms": 1.0,
+            "trace": {"steps": [], "packets": [], "counters": {}, "sysctls": {}, "sockets": {}}}
 
 
 def test_results_merge_per_machine_and_load_side_by_side(tmp_path, monkeypatch):
