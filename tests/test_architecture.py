@@ -40,7 +40,7 @@ def _parent_and_child(a: str, b: str) -> bool:
     return a.startswith(b + ".") or b.startswith(a + ".")
 
 
-def test_a_plain_lookup_imports_no_heavy_library(tmp_path):
+def test_a_plain_lookup_imports_no_heavy_library(tmp_path, kb_db):
     """`tcpkb errno 104` must cost close to the interpreter's own start: the fast path loads
     the kind registry, sqlite3 and the standard library, never YAML, sqlite-utils, Typer,
     markdown, Jinja2 or Datasette."""
@@ -51,8 +51,11 @@ def test_a_plain_lookup_imports_no_heavy_library(tmp_path):
             "('yaml', 'sqlite_utils', 'typer', 'click', 'markdown_it', 'jinja2', 'datasette', 'pygments', "
             "'dataclasses', 'tcpkb.build.database'))\n"
             "print('HEAVY', heavy, file=sys.stderr)")
+    import os
+
+    env = {**os.environ, "TCPKB_DB": str(kb_db)}  # a built database: the lookup, not a first build
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=env)
     heavy = [line for line in proc.stderr.splitlines() if line.startswith("HEAVY")]
     assert heavy == ["HEAVY []"], proc.stderr[-2000:]
     assert '"id": "errno:ECONNRESET"' in proc.stdout
