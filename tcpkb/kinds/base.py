@@ -239,6 +239,21 @@ def exists_on(e: dict, kernel: str) -> bool:
     return kernels.exists_on(e.get("since"), e.get("removed_in"), kernel)
 
 
+LIFETIME_FIELDS = {"since": Field("release"), "absent_on": Field("range"), "removed_in": Field("release")}
+
+
+def lifetime_facts(e: dict) -> list[dict]:
+    """Added, Absent and Removed rows from an entry's since, absent_on and removed_in."""
+    rows = []
+    if e.get("since"):
+        rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
+    if e.get("absent_on"):
+        rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}: verified"))
+    if e.get("removed_in"):
+        rows.append(fact("Removed", f"in Linux {e['removed_in']}"))
+    return rows
+
+
 def fact_text(f: dict) -> str:
     """A fact's value as plain text, per kernel where it differs: '4194304 on 6.18; 212992 on 6.1'."""
     if f.get("kernels"):

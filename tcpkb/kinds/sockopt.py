@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import (LINUX_ABIS, Field, Hit, Kind, NotFound, abi_numbers, by_name, clean,
-                   differing_abis, fact, kernels_text, link, meta_abi_numbers, suggest, versioned_fact)
+                   differing_abis, fact, lifetime_facts, link, meta_abi_numbers, suggest, versioned_fact)
 
 LEVELS = ("SOL_SOCKET", "IPPROTO_TCP", "IPPROTO_IP", "IPPROTO_IPV6", "flags")
 
@@ -91,11 +91,7 @@ class Sockopt(Kind):
             default["value"] += [" (from ", source, ")"] if default["value"] else ["from ", source]
         if default:
             rows.append(default)
-        if e["since"]:
-            rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
-        if e["absent_on"]:
-            rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}"))
-        return rows
+        return rows + lifetime_facts(e)
 
     def headline(self, e: dict) -> list:
         where = "send/recv flag" if e["level"] == "flags" else e["level"]
