@@ -74,3 +74,119 @@ def enum_values(event: str, field: str) -> dict[str, int]:
             end = i
             break
     return {name: int(n) for n, name in _SYMBOL.findall(body[:end])}
+
+
+# --- recording events in an instance of our own --------------------------------------------
+
+EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "sock/inet_sk_error_report",
+          "skb/kfree_skb", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state")
+PREFIX = "tcpkb-"
+_LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+\S+\s+"
+                   r"(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
+_FIELD = re.compile(r"(\w+)(?:=|: )(\S+)")
+_ENDPOINT = re.compile(r"^\[?([0-9a-fA-F.:]+?)\]?:(\d+)$")
+
+
+def tracing_root() -> str:
+    """Where tracefs is mounted; mounted at its standard place when it is not (root only)."""
+    for root in MOUNTS:
+        if os.path.isdir(os.path.join(root, "events")):
+            return root
+    try:
+        done = subprocess.run(["mount", "-t", "tracefs", "nodev", MOUNTS[0]], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        done = False
+    if not done or not os.path.isdir(os.path.join(MOUNTS[0], "events")):
+        raise TracefsUnavailable("tracefs is not mounted and cannot be mounted here (root needed)")
+    return MOUNTS[0]
+
+
+def sweep_stale(root: str) -> list[str]:
+    """Remove instances left by tcpkb processes that no longer exist (a parent killed with
+    SIGKILL cannot clean up after itself; the next run does)."""
+    removed = []
+    base = os.path.join(root, "instances")
+    for name in os.listdir(base) if os.path.isdir(base) else ():
+        pid = name[len(PREFIX):].split("-")[0]
+        if name.startswith(PREFIX) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            if _remove_instance(os.path.join(base, name)):
+                removed.append(name)
+    return removed
+
+
+def _write(path: str, text: str) -> bool:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_instance(path: str) -> bool:
+    _write(os.path.join(path, "events", "enable"), "0")
+    for _ in range(50):  # rmdir fails with EBUSY while a reader still has a file open
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            import time
+            time.sleep(0.02)
+    return False
+
+
+class Tracer:
+    """Records tracepoints into a tracefs instance of its own, named tcpkb-<pid>-<tag>: the
+    global buffer and other users' instances are never touched, and `close()` removes it."""
+
+    def __init__(self, tag: str, events: tuple[str, ...] = EVENTS, buffer_kb: int = 4096):
+        root = tracing_root()
+        sweep_stale(root)
+        self.path = os.path.join(root, "instances", f"{PREFIX}{os.getpid()}-{tag}")
+        try:
+            os.mkdir(self.path)
+        except OSError as e:
+            raise TracefsUnavailable(f"cannot create a tracefs instance: {e.strerror}") from None
+        _write(os.path.join(self.path, "buffer_size_kb"), str(buffer_kb))
+        _write(os.path.join(self.path, "trace_clock"), "mono")  # time.monotonic()'s clock
+        self.enabled = [e for e in events if _write(os.path.join(self.path, "events", e, "enable"), "1")]
+        self.missing = [e for e in events if e not in self.enabled]
+
+    def read(self) -> list[dict]:
+        """Every event recorded so far, parsed (the buffer is read, not consumed)."""
+        try:
+            with open(os.path.join(self.path, "trace"), encoding="utf-8", errors="replace") as f:
+                return [e for e in map(parse_line, f) if e]
+        except OSError:
+            return []
+
+    def close(self) -> None:
+        _remove_instance(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def parse_line(line: str) -> dict | None:
+    """One line of a trace buffer -> {event, t, cpu, pid, task, and the event's fields}:
+    endpoints split into addresses and ports, `reason: X` read like `reason=X`."""
+    m = _LINE.match(line)
+    if not m:
+        return None
+    out: dict = {"event": m["event"], "t": float(m["ts"]), "cpu": int(m["cpu"]),
+                 "pid": int(m["pid"]), "task": m["task"].strip()}
+    for key, value in _FIELD.findall(m["body"]):
+        if key in ("src", "dest") and (ep := _ENDPOINT.match(value)):
+            side = "s" if key == "src" else "d"
+            out[f"{side}addr"], out[f"{side}port"] = ep[1], int(ep[2])
+        elif key in ("sport", "dport", "error", "protocol") and value.lstrip("-").isdigit():
+            out[key] = int(value)
+        elif key not in out:
+            out[key] = value
+    return out

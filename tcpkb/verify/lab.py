@@ -26,7 +26,7 @@ import time
 
 from ..machine.netns import read_sysctl, set_sysctl, sysctl_path
 from ..machine.proc import tcp_sockets
-from . import timing
+from . import events, timing
 from .capture import Capture
 from .needs import in_vm, missing_sysctl, only_in_vm
 from .trace_schema import SCHEMA_VERSION as TRACE_SCHEMA_VERSION
@@ -297,6 +297,11 @@ def libc_write(fd: int, data: bytes) -> int:
     return n
 
 
+def counter_names() -> list[str]:
+    """Every counter the kernel prints in this namespace, as nstat names them."""
+    return list(counters())
+
+
 def counters() -> dict[str, int]:
     """/proc/net/netstat and snmp as {'TcpExtListenOverflows': n, 'TcpActiveOpens': n, …}."""
     out: dict[str, int] = {}
@@ -313,7 +318,7 @@ def counters() -> dict[str, int]:
 
 
 class Lab:
-    def __init__(self, scenario: str, isolated: bool = True):
+    def __init__(self, scenario: str, isolated: bool = True, traced: bool = False):
         self.scenario = scenario
         self.isolated = isolated
         self.start = time.time()
@@ -325,8 +330,56 @@ class Lab:
         self.children: list[int] = []
         self.capture = Capture(self.start) if isolated else None
         self._counters = counters() if isolated else {}
+        self.tracer, self.ports, self.untraced = None, None, None
+        if isolated and traced:
+            self._start_tracing()
 
     # -- recording -------------------------------------------------------
+
+    def _start_tracing(self) -> None:
+        """The kernel's tracepoints, in an instance of the lab's own, for ports only it uses."""
+        from ..machine.tracefs import Tracer, TracefsUnavailable
+
+        try:
+            self.ports = events.PortSlot()
+            set_sysctl("net.ipv4.ip_local_port_range", f"{self.ports.low} {self.ports.high}")
+            self.tracer = Tracer(f"{os.getpid()}")
+            self._mono_to_real = time.time() - time.monotonic()
+        except (OSError, TracefsUnavailable) as e:
+            self.untraced = f"no tracepoints: {e}"
+            if self.ports:
+                self.ports.release()
+                self.ports = None
+
+    def events(self, event: str | None = None) -> list[dict]:
+        """The tracepoint events that are this lab's so far, in order (see verify/events.py)."""
+        if self.tracer is None:
+            return []
+        ours, self._left_out = events.attribute(self.tracer.read(), self.ports)
+        out = [events.shown(e, self.at_ms(e["t"] + self._mono_to_real)) for e in ours]
+        return [e for e in out if event is None or e["event"] == event]
+
+    def expect_event(self, event: str, timeout: float = 1.0, **fields) -> dict:
+        """Wait (bounded) for the kernel to report `event` with these fields for this lab."""
+        if self.tracer is None:
+            raise Skip(self.untraced or "tracepoints need the lab's own namespace")
+        if event.split("/")[-1] in {m.split("/")[-1] for m in self.tracer.missing}:
+            raise Skip(f"this kernel has no tracepoint {event}")
+        found: list[dict] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events(event)
+                        if all(str(e.get(k)) == str(v) for k, v in fields.items())]
+            return bool(found)
+
+        deadline = time.monotonic() + timeout
+        while not seen() and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        what = f"{event} " + " ".join(f"{k}={v}" for k, v in fields.items())
+        got = ", ".join(f"{e['event']} {e.get('reason', '')}".strip() for e in self.events()
+                        if e["event"] != "inet_sock_set_state")
+        self.expect(bool(found), f"the kernel reports {what} (traced: {got or 'nothing'})")
+        return found[0]
 
     def _ms(self) -> float:
         return self.at_ms(time.time())
@@ -817,7 +870,33 @@ class Lab:
             out.append(p)
         return out
 
+    def expect_reason(self, event: str, reason: str, **fields) -> dict:
+        """expect_event with its reason; a kernel whose tracepoint cannot report that reason
+        (before 6.10 tcp_send_reset reports none) skips the rest of the scenario."""
+        from ..machine.tracefs import TracefsUnavailable, enum_values
+
+        try:
+            known = enum_values({"tcp_send_reset": "tcp/tcp_send_reset",
+                                 "kfree_skb": "skb/kfree_skb"}[event], "reason")
+        except TracefsUnavailable as e:
+            raise Skip(str(e)) from None
+        if reason not in known:
+            raise Skip(f"this kernel's {event} tracepoint cannot report {reason}")
+        return self.expect_event(event, reason=reason, **fields)
+
     # -- the end ---------------------------------------------------------
+
+    def _finish_tracing(self) -> dict:
+        if self.tracer is None:
+            return {"events_note": self.untraced} if self.untraced else {}
+        try:
+            recorded = self.events()
+            return {"events": recorded, "events_left_out": self._left_out,
+                    "ports": [self.ports.low, self.ports.high]}
+        finally:
+            self.tracer.close()
+            self.ports.release()
+            self.tracer = None
 
     def finish(self) -> dict:
         """Put machine-wide knobs back, close what is left, reap children, and return the trace."""
@@ -836,12 +915,14 @@ class Lab:
             self.peer.close()
         if self.capture:
             self.capture.close()
+        kernel_events = self._finish_tracing()
         moved = {}
         if self.isolated:
             now = counters()
             moved = {k: now[k] - self._counters.get(k, 0) for k in sorted(now)
-                     if now[k] != self._counters.get(k, 0) and k.startswith("TcpExt")}
+                     if now[k] != self._counters.get(k, 0)}
         return {"schema": TRACE_SCHEMA_VERSION, "steps": self.steps, "packets": packets, "counters": moved,
+                **kernel_events,
                 "sysctls": self.sysctls,
                 "sockets": {s.name: {"local": _addr(s.local) if s.local else None,
                                      "remote": _addr(s.remote) if s.remote else None}

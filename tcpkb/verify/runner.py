@@ -95,7 +95,18 @@ def run(scenarios: list[Scenario], jobs: int = 2, context: dict | None = None,
             sel.unregister(fd)
             os.close(fd)
         sel.close()
+        _sweep_tracing()
     return [results[s.name] for s in scenarios if s.name in results]
+
+
+def _sweep_tracing() -> None:
+    """A child killed at its deadline (or by Ctrl-C) cannot remove its tracefs instance."""
+    from ..machine import tracefs
+
+    for root in tracefs.MOUNTS:
+        if os.path.isdir(os.path.join(root, "instances")):
+            tracefs.sweep_stale(root)
+            return
 
 
 def _kill(pid: int) -> None:
@@ -184,7 +195,7 @@ def _run_here(s: Scenario, context: dict) -> dict:
     missing = needs.unmet(s.needs)
     if missing:
         return _result(s, "skipped", missing, {}, ms())
-    lab = Lab(s.name, isolated=isolated)
+    lab = Lab(s.name, isolated=isolated, traced=isolated and s.level != "checked")
     signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, watchdog(s))
     status, reason, entries = "passed", None, None

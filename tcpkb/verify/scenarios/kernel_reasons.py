@@ -1,0 +1,113 @@
+"""What the kernel itself records when a connection fails: the reason it gives for a reset it
+sends (tcp:tcp_send_reset), for a packet it drops (skb:kfree_skb), the errno it sets on a
+socket (sock:inet_sk_error_report), and the counters that move. Each scenario checks the
+errno and counters first and the reasons last: a kernel whose tracepoint cannot name a reason
+(tcp_send_reset has none before 6.10) skips only what it cannot show."""
+
+from __future__ import annotations
+
+from .. import scenario
+
+
+def _closed_port(lab) -> tuple:
+    """An address in the lab's own port range where nothing listens: a socket bound there and
+    then closed gives its port back."""
+    probe = lab.socket("probe")
+    probe.bind(("127.0.0.1", 0)).value
+    address = probe.local
+    probe.close().value
+    return address
+
+
+@scenario(
+    claim="A SYN to a port where nothing listens is answered with an RST the kernel gives the "
+          "reason NO_SOCKET, and the SYN is dropped with the drop reason NO_SOCKET; the client's "
+          "connect() fails with ECONNREFUSED, set on the socket as error 111, and TcpOutRsts and "
+          "TcpAttemptFails each count one.",
+    proves=["rst:NO_SOCKET", "drop:NO_SOCKET", "errno:ECONNREFUSED", "counter:TcpOutRsts",
+            "counter:TcpAttemptFails"],
+)
+def syn_to_a_closed_port_is_reset_for_no_socket(lab):
+    address = _closed_port(lab)
+    client = lab.socket("client")
+    lab.expect_errno(client.connect(address), "ECONNREFUSED")
+    lab.expect_counter("TcpOutRsts", at_least=1)
+    lab.expect_counter("TcpAttemptFails", at_least=1)
+    lab.expect_event("inet_sk_error_report", error=111, dport=address[1])
+    lab.expect_reason("kfree_skb", "NO_SOCKET")
+    lab.expect_reason("tcp_send_reset", "NO_SOCKET", sport=address[1])
+
+
+@scenario(
+    claim="close() with unread bytes sends an RST the kernel gives the reason TCP_ABORT_ON_CLOSE, "
+          "and counts TcpExtTCPAbortOnClose; the peer receives it (tcp:tcp_receive_reset), gets "
+          "error 104 set on its socket, and its recv() fails with ECONNRESET; TcpEstabResets counts "
+          "the established connection reset.",
+    proves=["rst:TCP_ABORT_ON_CLOSE", "counter:TcpExtTCPAbortOnClose", "counter:TcpEstabResets",
+            "errno:ECONNRESET"],
+)
+def close_with_unread_data_is_reset_for_abort_on_close(lab):
+    _, client, server = lab.connected_pair()
+    client.send(b"never read").value
+    lab.wait_for(lambda: server.queued() == 10, 1.0, "10 bytes queued at the server")
+    server.close().value
+    lab.expect_errno(client.recv(), "ECONNRESET")
+    lab.expect_counter("TcpExtTCPAbortOnClose", at_least=1)
+    lab.expect_counter("TcpEstabResets", at_least=1)
+    lab.expect_event("tcp_receive_reset", sport=client.local[1])
+    lab.expect_event("inet_sk_error_report", error=104, sport=client.local[1])
+    lab.expect_reason("tcp_send_reset", "TCP_ABORT_ON_CLOSE", sport=server.local[1])
+
+
+@scenario(
+    claim="close() with SO_LINGER set to {on, 0 seconds} on an established connection sends an RST "
+          "the kernel gives the reason TCP_STATE and counts TcpExtTCPAbortOnData (the disconnect "
+          "path), not TcpExtTCPAbortOnLinger; the peer's recv() fails with ECONNRESET.",
+    proves=["rst:TCP_STATE", "counter:TcpExtTCPAbortOnData", "sockopt:SO_LINGER", "errno:ECONNRESET"],
+)
+def zero_linger_close_is_reset_for_tcp_state(lab):
+    _, client, server = lab.connected_pair()
+    server.linger(1, 0).value
+    server.close().value
+    lab.expect_errno(client.recv(), "ECONNRESET")
+    lab.expect_counter("TcpExtTCPAbortOnData", at_least=1)
+    lab.expect(lab.counter("TcpExtTCPAbortOnLinger") == 0, "TcpExtTCPAbortOnLinger did not move")
+    lab.expect_reason("tcp_send_reset", "TCP_STATE", sport=server.local[1])
+
+
+@scenario(
+    claim="Data sent to a connection whose other end closed and became a TIME_WAIT socket (an "
+          "orphan whose FIN was acknowledged, with the default tcp_fin_timeout) is answered with an "
+          "RST the kernel gives the reason TCP_TIMEWAIT_SOCKET.",
+    proves=["rst:TCP_TIMEWAIT_SOCKET", "state:TIME_WAIT", "state:FIN_WAIT2"],
+)
+def data_to_a_time_wait_socket_is_reset_for_timewait_socket(lab):
+    _, client, server = lab.connected_pair()
+    server.close().value
+    lab.wait_state(client, "CLOSE_WAIT", 1.0)
+    lab.wait_for(lambda: lab.events("inet_sock_set_state") and any(
+        e.get("newstate") == "FIN_WAIT2" and e.get("sport") == server.local[1]
+        for e in lab.events("inet_sock_set_state")), 1.0, "the server side to reach FIN_WAIT2")
+    client.send(b"too late").value
+    lab.expect_reason("tcp_send_reset", "TCP_TIMEWAIT_SOCKET", sport=server.local[1])
+
+
+@scenario(
+    claim="With the accept queue full (listen backlog 1, two connections waiting unaccepted), the "
+          "next client's SYN is discarded without an answer: TcpExtListenOverflows and "
+          "TcpExtListenDrops each count it, no SYN-ACK is sent, and the client stays in SYN_SENT.",
+    proves=["counter:TcpExtListenOverflows", "counter:TcpExtListenDrops", "state:SYN_SENT",
+            "sysctl:net.core.somaxconn"],
+)
+def full_accept_queue_discards_the_syn_and_counts_overflows(lab):
+    listener = lab.listener(backlog=1)
+    for name in ("first", "second"):
+        lab.socket(name).connect(listener.local).value
+    third = lab.socket("third")
+    third.set_blocking(False)
+    lab.expect_errno(third.connect(listener.local), "EINPROGRESS")
+    lab.wait_for(lambda: lab.counter("TcpExtListenOverflows") >= 1, 1.0, "the listen queue to overflow")
+    lab.expect_counter("TcpExtListenDrops", at_least=1)
+    lab.expect_state(third, "SYN_SENT")
+    lab.expect(not [p for p in lab.packets() if p.get("to") == "third" and "S" in p["flags"]],
+               "no SYN-ACK was sent to the third client")
