@@ -427,3 +427,24 @@ def test_timeline_of_the_epipe_run(runs):
     assert notes and all(r["ok"] is None and r["result"] == "" for r in notes)
     cw = [r for r in rows if r["states"][table["sockets"].index("server")] == "CLOSE_WAIT"]
     assert cw and cw[0]["what"] == "close()" and cw[0]["actor"] == "client"
+
+
+def test_a_reset_on_the_ladder_carries_the_kernels_reason_and_a_drop_is_drawn():
+    from tcpkb.present.diagrams.model import NoteRow, PacketRow, ladder_model
+
+    trace = {"steps": [], "sockets": {"client": {"local": "127.0.0.1:10300", "remote": "127.0.0.1:10301"}},
+             "packets": [{"proto": "tcp", "src": "127.0.0.1", "sport": 10300, "dst": "127.0.0.1",
+                          "dport": 10301, "flags": "S", "seq": 1, "ack": 0, "t_ms": 1.0},
+                         {"proto": "tcp", "src": "127.0.0.1", "sport": 10301, "dst": "127.0.0.1",
+                          "dport": 10300, "flags": "R.", "seq": 0, "ack": 2, "t_ms": 1.2}],
+             "events": [{"event": "tcp_send_reset", "t_ms": 1.21, "sport": 10301, "dport": 10300,
+                         "reason": "NO_SOCKET"},
+                        {"event": "kfree_skb", "t_ms": 1.22, "reason": "NO_SOCKET",
+                         "location": "tcp_v4_rcv+0x99/0x1400"}]}
+    rows = ladder_model(trace).rows
+    rst = next(r for r in rows if isinstance(r, PacketRow) and "R" in r.flags)
+    assert rst.rest.endswith("reason NO_SOCKET")
+    syn = next(r for r in rows if isinstance(r, PacketRow) and r.flags == "S")
+    assert "reason" not in syn.rest
+    drop = next(r for r in rows if isinstance(r, NoteRow) and r.tag == "drop")
+    assert "NO_SOCKET" in drop.text and "tcp_v4_rcv()" in drop.text

@@ -319,6 +319,7 @@ class TraceModel:
 
     def __init__(self, trace: dict, cap: int = MAX_ARROWS):
         self.steps = list(trace.get("steps") or [])
+        self.events = list(trace.get("events") or [])  # the kernel's tracepoints, where recorded
         packets = sorted(trace.get("packets") or [], key=t_ms)
         self.rel = relative_numbers(packets)
         self.packets = packets
@@ -503,7 +504,7 @@ class CallRow:
 
 @dataclass
 class NoteRow:
-    tag: str  # "note", or "fail" for a failed expectation
+    tag: str  # "note", "fail" for a failed expectation, "drop" for a packet the kernel dropped
     text: str
     result: tuple[str, str] | None = None
 
@@ -534,11 +535,37 @@ class Ladder:
 AT_PACKET, AT_STEP, AT_STATES, AT_CALL_OPENING = 1, 2, 3, 4
 
 
+def reset_reason(p: dict, resets: list[dict]) -> str | None:
+    """The reason the kernel gave for a captured RST: the tcp_send_reset event of the same
+    ports, traced at most a millisecond after the packet crossed the device (the tracepoint
+    fires once the reset is sent) or before it."""
+    if "R" not in (p.get("flags") or ""):
+        return None
+    near = [e for e in resets if (e.get("sport"), e.get("dport")) == (p.get("sport"), p.get("dport"))
+            and e.get("reason") and -50 <= e["t_ms"] - t_ms(p) <= 1]
+    return min(near, key=lambda e: abs(e["t_ms"] - t_ms(p)))["reason"] if near else None
+
+
+def _drop_rows(m: TraceModel) -> list[tuple[tuple, Row]]:
+    """Each packet the kernel dropped for the scenario, at its time, with the reason."""
+    rows = []
+    drops = [x for x in m.events if x["event"] == "kfree_skb" and (m.cut is None or x["t_ms"] <= m.cut)]
+    for i, e in enumerate(drops):
+        where = (e.get("location") or "").split("+")[0]
+        rows.append(((e["t_ms"], AT_PACKET, 10_000 + i),
+                     NoteRow("drop", f"✗ dropped by the kernel: {e.get('reason', '?')}"
+                                     + (f" in {where}()" if where else ""))))
+    return rows
+
+
 def _packet_rows(m: TraceModel) -> list[tuple[tuple, Row]]:
     rows = []
     collapsed = set(m.collapsed.values())
+    resets = [e for e in m.events if e["event"] == "tcp_send_reset"]
     for i, (p, (f, t)) in enumerate(zip(m.drawn, m.ends)):
         flags, rest, tags = packet_label(p, m.rel[i])
+        if reason := reset_reason(p, resets):
+            rest = f"{rest} reason {reason}".strip()
         prefix = ""
         if f in collapsed or t in collapsed:
             port = p.get("sport") if f.endswith(":*") else p.get("dport")
@@ -591,7 +618,7 @@ def ladder_model(trace: dict, caption: str = "") -> Ladder:
     """The ladder's rows, ordered by time (see AT_PACKET)."""
     m = TraceModel(trace)
     kept = m.steps if m.cut is None else [s for s in m.steps if t_ms(s) <= m.cut]
-    keyed = _packet_rows(m)
+    keyed = _packet_rows(m) + _drop_rows(m)
     last: dict[str, str] = {}
     barrier = -1.0  # the time of the previous step
     packet_times = [t_ms(p) for p in m.drawn]

@@ -84,6 +84,7 @@ STYLE = """
 .tkd .state.gone text{font-weight:400;opacity:.7}
 .tkd .note{font-size:11.5px;font-style:italic;opacity:.78}
 .tkd .fail{font-size:11.5px;fill:#cf222e;font-weight:600}
+.tkd .drop{font-size:11.5px;fill:#8a5a00;font-weight:600}
 .tkd .time{font-size:11px;opacity:.62}
 .tkd .time.step{opacity:.4}
 @media (prefers-color-scheme:dark){
@@ -91,6 +92,7 @@ STYLE = """
 .tkd .pk.data{color:#3fb950}.tkd .pk.syn{color:#58a6ff}.tkd .pk.fin{color:#bc8cff}
 .tkd .pk.rst{color:#ff7b72}.tkd .pk.icmp{color:#d29922}
 .tkd .err,.tkd text.err,.tkd tspan.err,.tkd .fail{fill:#ff7b72}
+.tkd .drop{fill:#d29922}
 .tkd .state rect{fill:rgba(88,166,255,.16);stroke:#58a6ff}
 .tkd .st.hl rect{fill:rgba(245,158,11,.22)}
 }
