@@ -259,7 +259,8 @@ def _listen_overflow(scan_: dict, out: _Findings) -> None:
             "A listener's accept queue holds backlog + 1 connections (listen()'s backlog, capped "
             "by net.core.somaxconn); when the application accepts too slowly it fills and new "
             "handshakes are dropped, so accept faster or raise the backlog and somaxconn together.",
-            ["state:SYN_RECV", "sysctl:net.core.somaxconn", "sysctl:net.ipv4.tcp_max_syn_backlog",
+            ["counter:TcpExtListenOverflows", "counter:TcpExtListenDrops", "drop:TCP_LISTEN_OVERFLOW",
+             "state:SYN_RECV", "sysctl:net.core.somaxconn", "sysctl:net.ipv4.tcp_max_syn_backlog",
              "sysctl:net.ipv4.tcp_abort_on_overflow", "call:listen", "call:accept"])
 
 
@@ -272,20 +273,21 @@ def _counters(scan_: dict, out: _Findings) -> None:
             f"TCPTimeWaitOverflow is {n}: that many connections closed without a TIME_WAIT socket.",
             "tcp_max_tw_buckets caps the TIME_WAIT sockets; beyond it a closing connection skips "
             "TIME_WAIT, which loses its protection against late segments.",
-            ["sysctl:net.ipv4.tcp_max_tw_buckets", "state:TIME_WAIT"])
+            ["counter:TcpExtTCPTimeWaitOverflow", "sysctl:net.ipv4.tcp_max_tw_buckets", "state:TIME_WAIT"])
     if n := c.get("TcpExtSyncookiesSent", 0):
         out.add("syncookies-sent", out.counted("TcpExtSyncookiesSent"), "SYN cookies were sent: a SYN queue overflowed",
             f"SyncookiesSent is {n}.",
             "With tcp_syncookies at its default 1 the kernel answers with SYN cookies only while a "
             "listener's queue of half-open requests, bounded by its listen() backlog, is full: a "
             "SYN flood, or a backlog too small for the load.",
-            ["sysctl:net.ipv4.tcp_syncookies", "sysctl:net.ipv4.tcp_max_syn_backlog"])
+            ["counter:TcpExtSyncookiesSent", "sysctl:net.ipv4.tcp_syncookies",
+             "sysctl:net.ipv4.tcp_max_syn_backlog"])
     if n := c.get("TcpExtTCPAbortOnTimeout", 0):
         out.add("abort-on-timeout", "info", "connections were aborted after retransmitting in vain",
             f"TCPAbortOnTimeout is {n} (TcpRetransSegs {c.get('TcpRetransSegs', 0)}).",
             "A connection whose retransmissions or keepalive probes go unanswered is reset and its "
             "next call fails with ETIMEDOUT.",
-            ["errno:ETIMEDOUT"])
+            ["counter:TcpExtTCPAbortOnTimeout", "counter:TcpRetransSegs", "errno:ETIMEDOUT"])
     fw2 = scan_.get("detached", {}).get("state:FIN_WAIT2", 0)
     if fw2 >= ORPHANS:
         out.add("fin-wait2-orphans", "info", f"{fw2} closed sockets wait in FIN_WAIT2 for the peer's FIN",

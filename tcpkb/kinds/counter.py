@@ -85,9 +85,6 @@ class Counter(Kind):
         row["file"] = FILES.get(m["group"], "/proc/net/snmp")
         spellings = {f"{m['group']}:{row['field']}", f"{m['group']} {row['field']}", m.get("mib")}
         rows["aliases"] = [{"entry_id": note.id, "alias": a} for a in sorted(filter(None, spellings))]
-        if m.get("netstat"):
-            rows["messages"] = [{"entry_id": note.id, "text": " ".join(_NUMBER_WORD.sub(" ", m["netstat"]).split()),
-                                 "source": "netstat -s", "deadline": False}]
         return rows
 
     def find(self, conn, query: str) -> Hit:

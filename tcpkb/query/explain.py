@@ -197,6 +197,56 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
                                               detail=f"names the knob {row[0].split(':', 1)[1]}"))
 
 
+_COUNTER = re.compile(r"\b((?:TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9]*)\b")
+_FIELD_LINE = re.compile(r"(?m)^[ \t]*([A-Z][A-Za-z0-9]+): (\d+)[ \t]*$")  # netstat -s without a sentence
+_REASON = re.compile(r"\b(SKB_DROP_REASON_|SK_RST_REASON_|reason[:=]? ?\(?)([A-Z][A-Z0-9_]{2,})\b")
+_DROP_CONTEXT = re.compile(r"kfree_skb|drop|dropwatch|pwru|retis", re.I)
+_RST_CONTEXT = re.compile(r"tcp_send_reset|\breset\b|\brst\b", re.I)
+
+
+def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
+    """The kernel's own words: nstat names, netstat -s lines, and the reasons its tracepoints
+    (and dropwatch, pwru, retis) print for a drop or a reset."""
+    from ..kinds.counter import PREFERRED, group_of, wording_pattern
+
+    for m in _COUNTER.finditer(text):
+        name = re.sub(r"^(IcmpMsg(?:In|Out)Type)\d+$", r"\1", m.group(1))
+        row = conn.execute("select id from entries where kind = 'counter' and name = ?", (name,)).fetchone()
+        if row:
+            _add(found, row[0], 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(1),
+                                              detail=f"nstat's name for {row[0]}"))
+    spans: set[tuple[int, int]] = set()
+    rows = conn.execute("select id, netstat from counters where netstat is not null").fetchall()
+    for entry_id, sentence in sorted(rows, key=lambda r: PREFERRED.index(group_of(r[0][8:]))):
+        for m in wording_pattern(sentence).finditer(text):
+            if (m.start(), m.end()) in spans:
+                continue  # Udp and UdpLite print the same sentence: the likelier group answers
+            spans.add((m.start(), m.end()))
+            _add(found, entry_id, 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(0),
+                                                detail=f"netstat -s prints {entry_id} as {sentence!r}"))
+    for m in _FIELD_LINE.finditer(text):
+        field = re.sub(r"^((?:In|Out)Type)\d+$", r"\1", m.group(1))
+        ids = [r[0] for r in conn.execute("select id from counters where field = ?", (field,))]
+        if ids:
+            entry_id = min(ids, key=lambda i: PREFERRED.index(group_of(i[8:])))
+            _add(found, entry_id, 0.85, Evidence(rule="counter", span=[m.start(1), m.end(2)],
+                                                 text=m.group(0).strip(),
+                                                 detail=f"netstat -s prints {entry_id} by its field name"))
+    for m in _REASON.finditer(text):
+        end = text.find("\n", m.end())
+        line = text[text.rfind("\n", 0, m.start()) + 1:end if end >= 0 else len(text)]
+        kinds = ["drop"] if m.group(1) == "SKB_DROP_REASON_" else ["rst"] if m.group(1) == "SK_RST_REASON_" \
+            else ["rst", "drop"] if _RST_CONTEXT.search(line) and not _DROP_CONTEXT.search(line) \
+            else ["drop", "rst"]
+        for rank, kind in enumerate(kinds):
+            row = conn.execute("select id from entries where kind = ? and name = ?", (kind, m.group(2))).fetchone()
+            if row:
+                _add(found, row[0], 0.9 - 0.3 * rank, Evidence(
+                    rule="reason", span=[m.start(2), m.end(2)], text=m.group(2),
+                    detail=f"the kernel's {'drop' if kind == 'drop' else 'reset'} reason {m.group(2)}"))
+                break
+
+
 def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
     """An errno number read where it stands, and on the platform the message points to."""
     done: set[int] = set()
@@ -248,6 +298,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     found: dict[str, dict] = {}
     by_message = _messages(conn, text, lowered, found)
     _names(conn, text, found)
+    _kernel_words(conn, text, found)
     _numbers(conn, text, found, by_message)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.

@@ -72,7 +72,9 @@ def _match_enum(lab, db: str, kind: str, live: dict, numbered: bool = True) -> l
         out.append(_verdict(e["id"], {"exists": exists_on(e, release)}, observed, []))
     missing = sorted(set(live) - NOT_REASONS - {e["name"] for e in entries})
     if missing:
-        lab.fail(f"the kernel has {kind} names the knowledge base lacks: {', '.join(missing)}")
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        lab.fail(f"the kernel has {len(missing)} {kind} names the knowledge base lacks: "
+                 f"{', '.join(missing[:10])}{more}")
     return out
 
 
