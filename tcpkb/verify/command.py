@@ -235,6 +235,11 @@ def coverage_report(conn, all_results: list[dict]) -> dict:
     # States, flags and socket errnos are what tcpkb is about: each needs a reproduction.
     report["socket_only_checked"] = [r["id"] for r in rows if levels.get(r["id"]) == "checked"
                                      and (r["kind"] in SOCKET_KINDS or r["socket"] or r["kind"] == "claim")]
+    by_kind: dict[str, dict[str, int]] = {}
+    for r in rows:
+        counts = by_kind.setdefault(r["kind"], {"reproduced": 0, "checked": 0, "unverified": 0})
+        counts[levels.get(r["id"], "unverified")] += 1
+    report["by_kind"] = by_kind
     return report
 
 
@@ -252,6 +257,9 @@ def show_coverage(as_json: bool) -> int:
     else:
         output.echo(f"reproduced {len(report['reproduced'])}, checked {len(report['checked'])}, "
                     f"unverified {len(report['unverified'])}")
+        for kind, c in report["by_kind"].items():
+            output.echo(f"  {kind:<8} reproduced {c['reproduced']:>4}  checked {c['checked']:>4}  "
+                        f"unverified {c['unverified']:>4}")
         for label, key in (("unverified", "unverified"),
                            ("socket entries only checked, not reproduced", "socket_only_checked")):
             if report[key]:

@@ -51,7 +51,8 @@ def _closed_peer(lab):
     claim="close() with unread bytes in the receive queue sends RST (never a FIN) and counts "
           "TcpExtTCPAbortOnClose; the peer's recv() fails with ECONNRESET, while a close() after "
           "reading everything sends FIN.",
-    proves=["claim:close-with-unread-data-sends-rst", "flag:RST", "errno:ECONNRESET", "call:close"],
+    proves=["claim:close-with-unread-data-sends-rst", "flag:RST", "errno:ECONNRESET", "call:close",
+            "counter:TcpExtTCPAbortOnClose"],
     verdicts={"claim:close-with-unread-data-sends-rst": "confirmed"},
 )
 def close_with_unread_data_sends_rst_never_fin(lab):
@@ -218,7 +219,7 @@ def writes_after_peer_shutdown_wr_keep_succeeding(lab):
           "(no TIME_WAIT row, TcpExtTCPAbortOnData counts it), while a plain close() by the first "
           "closer leaves TIME_WAIT.",
     proves=["claim:so-linger-zero-skips-time-wait", "flag:RST", "errno:ECONNRESET", "state:TIME_WAIT",
-            "sockopt:SO_LINGER", "call:close"],
+            "sockopt:SO_LINGER", "call:close", "counter:TcpExtTCPAbortOnData"],
     verdicts={"claim:so-linger-zero-skips-time-wait": "confirmed"},
 )
 def linger_zero_close_leaves_no_time_wait(lab):

@@ -119,7 +119,7 @@ def shutdown_wr_on_listener_changes_nothing(lab):
           "and its next send() fails with EPIPE, while the socket that shut down gets ECONNRESET "
           "from its own recv().",
     proves=["call:shutdown", "flag:RST", "errno:ECONNRESET", "errno:EPIPE", "state:FIN_WAIT2",
-            "rst:TCP_ABORT_ON_DATA"],
+            "rst:TCP_ABORT_ON_DATA", "counter:TcpExtTCPAbortOnData"],
 )
 def shutdown_rdwr_answers_peer_data_with_rst(lab):
     _, client, server = lab.connected_pair()
@@ -140,7 +140,7 @@ def shutdown_rdwr_answers_peer_data_with_rst(lab):
     claim="SHUT_RD alone lets the peer's data in, but once SHUT_WR follows (two calls or one "
           "SHUT_RDWR) the socket is in FIN_WAIT2 with reading shut, and the peer's next data is "
           "answered with RST (TcpExtTCPAbortOnData): SHUT_RDWR is not SHUT_RD plus SHUT_WR apart.",
-    proves=["call:shutdown", "flag:RST", "claim:shutdown-rd-is-a-no-op"],
+    proves=["call:shutdown", "flag:RST", "claim:shutdown-rd-is-a-no-op", "counter:TcpExtTCPAbortOnData"],
     verdicts={"claim:shutdown-rd-is-a-no-op": "depends"},
 )
 def shutdown_rd_then_wr_turns_accepted_data_into_rst(lab):
@@ -215,7 +215,7 @@ def data_after_close_meets_time_wait_entry_without_abort_on_data(lab):
           "(/proc/net/tcp timer 2, the keepalive timer); data the peer sends is answered with RST and "
           "this time TcpExtTCPAbortOnData rises.",
     proves=["flag:RST", "rst:TCP_ABORT_ON_DATA", "state:FIN_WAIT2", "sysctl:net.ipv4.tcp_fin_timeout",
-            "call:close"],
+            "call:close", "counter:TcpExtTCPAbortOnData"],
 )
 def data_after_close_meets_full_socket_counts_abort_on_data(lab):
     lab.sysctl("net.ipv4.tcp_fin_timeout", 120)

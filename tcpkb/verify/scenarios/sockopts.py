@@ -369,7 +369,8 @@ def linger2_positive_overrides_fin_timeout(lab):
           "of its FIN is answered with a bare RST (counted in TcpExtTCPAbortOnData), and a socket "
           "already in FIN_WAIT2 after shutdown(SHUT_WR) sends RST+ACK when close()d "
           "(TcpExtTCPAbortOnLinger).",
-    proves=["sockopt:TCP_LINGER2", "state:FIN_WAIT2", "flag:RST", "call:close", "call:shutdown"],
+    proves=["sockopt:TCP_LINGER2", "state:FIN_WAIT2", "flag:RST", "call:close", "call:shutdown",
+            "counter:TcpExtTCPAbortOnData", "counter:TcpExtTCPAbortOnLinger"],
 )
 def linger2_negative_resets_instead_of_fin_wait2(lab):
     listener, plain, plain_srv = lab.connected_pair()

@@ -139,7 +139,7 @@ def rst_moves_established_socket_to_close(lab):
     claim="With listen(0) and one connection waiting to be accepted, the listener drops the next SYN: "
           "a non-blocking connect() returns EINPROGRESS and the socket stays in SYN_SENT "
           "(TcpExtListenOverflows rises).",
-    proves=["state:SYN_SENT", "call:listen"],
+    proves=["state:SYN_SENT", "call:listen", "counter:TcpExtListenOverflows"],
 )
 def full_accept_queue_keeps_client_in_syn_sent(lab):
     lst = lab.listener(backlog=0)

@@ -42,7 +42,8 @@ def _times(packets: list[dict]) -> list[float]:
           "peer's FIN arrives the socket goes straight to CLOSE, /proc/net/tcp lists nothing and "
           "TcpExtTCPTimeWaitOverflow counts it; an orphan (close() before the peer's FIN) even loses "
           "its FIN_WAIT2, so the peer's later FIN is answered with RST.",
-    proves=["sysctl:net.ipv4.tcp_max_tw_buckets", "state:TIME_WAIT", "state:FIN_WAIT2", "flag:RST"],
+    proves=["sysctl:net.ipv4.tcp_max_tw_buckets", "state:TIME_WAIT", "state:FIN_WAIT2", "flag:RST",
+            "counter:TcpExtTCPTimeWaitOverflow"],
 )
 def max_tw_buckets_zero_skips_time_wait(lab):
     lab.note(f"tcp_max_tw_buckets here (half this namespace's hash table): "
@@ -133,7 +134,8 @@ def _tw_reuse_sysctls(lab, mode: int) -> None:
           "both ports of the range in TIME_WAIT, connect() fails with EADDRNOTAVAIL at first and "
           "succeeds on one of them about 0.1 s later (TcpExtTWRecycled counts it).",
     proves=["sysctl:net.ipv4.tcp_tw_reuse", "sysctl:net.ipv4.tcp_tw_reuse_delay",
-            "sysctl:net.ipv4.ip_local_port_range", "errno:EADDRNOTAVAIL", "state:TIME_WAIT"],
+            "sysctl:net.ipv4.ip_local_port_range", "errno:EADDRNOTAVAIL", "state:TIME_WAIT",
+            "counter:TcpExtTWRecycled"],
     needs=("netns", "tun"),
 )
 def tw_reuse_1_takes_non_loopback_time_wait_port_after_delay(lab):
@@ -266,7 +268,7 @@ def syn_retries_2_times_out_after_7_s_with_exponential_backoff(lab):
           "complete and wait unaccepted, and the fourth client's SYN is dropped, leaving it in "
           "SYN_SENT while TcpExtListenOverflows rises.",
     proves=["sysctl:net.core.somaxconn", "sockopt:TCP_INFO", "call:listen", "state:SYN_SENT",
-            "state:ESTABLISHED"],
+            "state:ESTABLISHED", "counter:TcpExtListenOverflows"],
 )
 def somaxconn_caps_listen_backlog(lab):
     lab.note(f"net.core.somaxconn in a fresh namespace: {read_sysctl('net.core.somaxconn')}")
@@ -300,7 +302,8 @@ PORT = 8080
           "(TcpExtListenOverflows), keeps the request and retransmits its SYN-ACK about 1 s after the "
           "first; with 1 the next ACK for the same request is answered with a bare RST and the "
           "request is dropped (TcpExtEmbryonicRsts).",
-    proves=["sysctl:net.ipv4.tcp_abort_on_overflow", "flag:RST", "state:SYN_RECV"],
+    proves=["sysctl:net.ipv4.tcp_abort_on_overflow", "flag:RST", "state:SYN_RECV",
+            "counter:TcpExtEmbryonicRsts", "counter:TcpExtListenOverflows"],
     needs=("netns", "tun"),
     timeout=6.0,
 )
@@ -343,7 +346,8 @@ def abort_on_overflow_resets_instead_of_dropping_ack(lab):
           "SYN-ACK is a syncookie; when its ACK meets the full accept queue the kernel drops it "
           "silently (TcpExtSyncookiesRecv, TcpExtListenOverflows) and sends no RST even with "
           "net.ipv4.tcp_abort_on_overflow=1, and no SYN-ACK is retransmitted.",
-    proves=["sysctl:net.ipv4.tcp_abort_on_overflow", "sysctl:net.ipv4.tcp_syncookies"],
+    proves=["sysctl:net.ipv4.tcp_abort_on_overflow", "sysctl:net.ipv4.tcp_syncookies",
+            "counter:TcpExtSyncookiesRecv", "counter:TcpExtListenOverflows"],
     needs=("netns", "tun"),
 )
 def abort_on_overflow_ignores_syncookie_ack(lab):
@@ -390,7 +394,8 @@ def _syn_recv_rows() -> int:
     claim="With net.ipv4.tcp_syncookies=1 (the default) and listen(1), two SYNs that are never "
           "ACKed fill the SYN queue; a third SYN is still answered with a SYN-ACK, a cookie that "
           "creates no SYN_RECV entry (TcpExtSyncookiesSent and TcpExtTCPReqQFullDoCookies count it).",
-    proves=["sysctl:net.ipv4.tcp_syncookies", "state:SYN_RECV", "flag:SYN"],
+    proves=["sysctl:net.ipv4.tcp_syncookies", "state:SYN_RECV", "flag:SYN", "counter:TcpExtSyncookiesSent",
+            "counter:TcpExtTCPReqQFullDoCookies"],
     needs=("netns", "tun"),
 )
 def syncookies_1_answers_syn_beyond_full_queue(lab):
@@ -413,7 +418,8 @@ def syncookies_1_answers_syn_beyond_full_queue(lab):
     claim="With net.ipv4.tcp_syncookies=0 and listen(1), once two unanswered handshakes fill the SYN "
           "queue a third SYN gets no answer at all: it is dropped, counted in "
           "TcpExtTCPReqQFullDrop and TcpExtListenDrops.",
-    proves=["sysctl:net.ipv4.tcp_syncookies", "state:SYN_RECV"],
+    proves=["sysctl:net.ipv4.tcp_syncookies", "state:SYN_RECV", "counter:TcpExtTCPReqQFullDrop",
+            "counter:TcpExtListenDrops"],
     needs=("netns", "tun"),
 )
 def syncookies_0_drops_syn_beyond_full_queue(lab):
