@@ -111,3 +111,81 @@ def full_accept_queue_discards_the_syn_and_counts_overflows(lab):
     lab.expect_state(third, "SYN_SENT")
     lab.expect(not [p for p in lab.packets() if p.get("to") == "third" and "S" in p["flags"]],
                "no SYN-ACK was sent to the third client")
+
+
+@scenario(
+    claim="One ordinary connection that exchanges data moves the basic counters: TcpActiveOpens on "
+          "the connecting side and TcpPassiveOpens on the accepting side count one each, TcpCurrEstab "
+          "counts both ends while they are established and neither once both are closed, TcpInSegs "
+          "and TcpOutSegs count its segments, TcpExtTCPOrigDataSent the data segments, and IpInReceives, "
+          "IpInDelivers, IpOutRequests and IpExtInOctets/IpExtOutOctets the packets and bytes.",
+    proves=["counter:TcpActiveOpens", "counter:TcpPassiveOpens", "counter:TcpCurrEstab",
+            "counter:TcpInSegs", "counter:TcpOutSegs", "counter:TcpExtTCPOrigDataSent",
+            "counter:IpInReceives", "counter:IpInDelivers", "counter:IpOutRequests",
+            "counter:IpExtInOctets", "counter:IpExtOutOctets", "state:ESTABLISHED"],
+)
+def an_ordinary_connection_moves_the_basic_counters(lab):
+    _, client, server = lab.connected_pair()
+    lab.expect_counter("TcpActiveOpens", at_least=1)
+    lab.expect_counter("TcpPassiveOpens", at_least=1)
+    lab.expect(lab.counter("TcpCurrEstab") == 2, f"TcpCurrEstab counts both ends ({lab.counter('TcpCurrEstab')})")
+    client.send(b"x" * 1000).value
+    lab.wait_for(lambda: server.queued() == 1000, 1.0, "1000 bytes at the server")
+    lab.expect_counter("TcpExtTCPOrigDataSent", at_least=1)
+    for name in ("TcpInSegs", "TcpOutSegs", "IpInReceives", "IpInDelivers", "IpOutRequests"):
+        lab.expect_counter(name, at_least=4)  # three for the handshake, one with the data
+    for name in ("IpExtInOctets", "IpExtOutOctets"):
+        lab.expect_counter(name, at_least=1000)
+    client.close().value
+    server.close().value
+    lab.wait_for(lambda: lab.counter("TcpCurrEstab") == 0, 1.0, "TcpCurrEstab to come back to 0")
+
+
+@scenario(
+    claim="A datagram to a UDP port where nothing listens is counted in UdpNoPorts and answered with "
+          "an ICMP port unreachable (IcmpOutDestUnreachs and IcmpMsgOutType3 on the way out, "
+          "IcmpInDestUnreachs and IcmpMsgInType3 on the way in); a connected UDP socket gets error 111 "
+          "set and its next recv() fails with ECONNREFUSED.",
+    proves=["counter:UdpNoPorts", "counter:UdpOutDatagrams", "counter:IcmpOutDestUnreachs",
+            "counter:IcmpInDestUnreachs", "counter:IcmpMsgOutType", "counter:IcmpMsgInType",
+            "counter:IcmpOutMsgs", "counter:IcmpInMsgs", "errno:ECONNREFUSED"],
+)
+def udp_to_a_closed_port_is_refused_by_icmp(lab):
+    import socket
+
+    probe = lab.socket("probe", type=socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0)).value
+    address = probe.local
+    probe.close().value
+    sender = lab.socket("sender", type=socket.SOCK_DGRAM)
+    sender.connect(address).value
+    sender.send(b"anyone?").value
+    lab.wait_for(lambda: lab.counter("IcmpInDestUnreachs") >= 1, 1.0, "the ICMP port unreachable")
+    for name in ("UdpNoPorts", "UdpOutDatagrams", "IcmpOutDestUnreachs", "IcmpMsgOutType3",
+                 "IcmpInDestUnreachs", "IcmpMsgInType3", "IcmpOutMsgs", "IcmpInMsgs"):
+        lab.expect_counter(name, at_least=1)
+    sender.set_blocking(False)
+    lab.expect_errno(sender.recv(), "ECONNREFUSED")
+    lab.expect_event("inet_sk_error_report", error=111, sport=sender.local[1])
+
+
+@scenario(
+    claim="Datagrams that arrive at a UDP socket whose receive buffer is full are dropped and counted "
+          "in UdpRcvbufErrors and UdpInErrors, while the sender's sendto() succeeds for every one; "
+          "UdpInDatagrams counts a datagram only when the application reads it.",
+    proves=["counter:UdpRcvbufErrors", "counter:UdpInErrors", "counter:UdpInDatagrams",
+            "sockopt:SO_RCVBUF"],
+)
+def udp_into_a_full_receive_buffer_is_dropped_and_counted(lab):
+    import socket
+
+    sink = lab.socket("sink", type=socket.SOCK_DGRAM, options={"SO_RCVBUF": 1024})
+    sink.bind(("127.0.0.1", 0)).value
+    sender = lab.socket("sender", type=socket.SOCK_DGRAM)
+    for _ in range(20):
+        sender.sendto(b"y" * 1000, sink.local).value
+    lab.expect_counter("UdpRcvbufErrors", at_least=10)
+    lab.expect_counter("UdpInErrors", at_least=10)
+    lab.expect(lab.counter("UdpInDatagrams") == 0, "nothing read yet: UdpInDatagrams has not moved")
+    sink.recv().value
+    lab.expect_counter("UdpInDatagrams", at_least=1)
