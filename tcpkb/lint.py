@@ -89,9 +89,10 @@ def _plain(f):
 
 def _check_plain(f, value) -> str | None:
     t = f.type
-    if t == "range":
-        if not isinstance(value, str) or kernels.check_range(value):
-            return kernels.check_range(value) if isinstance(value, str) else "must be a kernel range such as \"<=6.12\""
+    if t == "range":  # one range, or several joined by ";" ("<=6.1; 6.18")
+        if not isinstance(value, str):
+            return "must be a kernel range such as \"<=6.12\""
+        return next(filter(None, (kernels.check_range(part.strip()) for part in value.split(";"))), None)
     elif t in ("str", "release"):
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string" + (" such as \"6.12\"" if t == "release" else "")

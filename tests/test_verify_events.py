@@ -146,3 +146,10 @@ def test_a_scenario_killed_at_its_deadline_leaves_no_instance():
                              needs=frozenset({"netns"}), timeout=0.3)])
     assert result["status"] == "failed"
     assert not [n for n in os.listdir(os.path.join(root, "instances")) if n.startswith(tracefs.PREFIX)]
+
+
+def test_a_drop_on_a_socket_a_probe_named_is_the_labs_and_probes_are_not_kept():
+    events = [ev("tcp_probe", sport=5000, dport=10300, skaddr="s9", skbaddr="p1"),
+              ev("kfree_skb", skbaddr="zz", rx_sk="s9", reason="TCP_ZEROWINDOW")]
+    ours, left_out = attribute(events, OURS)
+    assert [e["event"] for e in ours] == ["kfree_skb"] and left_out == 0

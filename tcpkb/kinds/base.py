@@ -234,7 +234,7 @@ def exists_on(e: dict, kernel: str) -> bool:
     """Does the note say the entry exists on `kernel` (since, removed_in, absent_on)?"""
     from .. import kernels
 
-    if e.get("absent_on") and kernels.in_range(e["absent_on"], kernel):
+    if e.get("absent_on") and any(kernels.in_range(part.strip(), kernel) for part in e["absent_on"].split(";")):
         return False
     return kernels.exists_on(e.get("since"), e.get("removed_in"), kernel)
 
@@ -248,7 +248,7 @@ def lifetime_facts(e: dict) -> list[dict]:
     if e.get("since"):
         rows.append(fact("Added", f"in Linux {e['since']}: absent on older kernels"))
     if e.get("absent_on"):
-        rows.append(fact("Absent", f"on {kernels_text([e['absent_on']])}: verified"))
+        rows.append(fact("Absent", f"on {kernels_text([p.strip() for p in e['absent_on'].split(';')])}: verified"))
     if e.get("removed_in"):
         rows.append(fact("Removed", f"in Linux {e['removed_in']}"))
     return rows

@@ -79,7 +79,8 @@ def enum_values(event: str, field: str) -> dict[str, int]:
 # --- recording events in an instance of our own --------------------------------------------
 
 EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "sock/inet_sk_error_report",
-          "skb/kfree_skb", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state")
+          "skb/kfree_skb", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state",
+          "tcp/tcp_probe")  # tcp_probe only ties sockets and packets to ports (verify/events.py)
 PREFIX = "tcpkb-"
 _LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+\S+\s+"
                    r"(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")

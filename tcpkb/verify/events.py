@@ -9,7 +9,9 @@ one of its ports lies in the slot.
 
 skb:kfree_skb has no ports. A drop is the lab's when the same packet (skbaddr) was last seen,
 on the same CPU, in an event that is the lab's — the reset answered before a NO_SOCKET drop,
-say — or when the socket it was dropped on (rx_sk) is one the lab's events named. Pointers are
+say — or when the socket it was dropped on (rx_sk) is one the lab's events named. tcp:tcp_probe,
+which fires for each segment an established socket receives, is recorded for that alone: it
+names the socket and the packet with their ports, and is not kept in the trace. Pointers are
 compared as the trace prints them (hashed, but the same pointer hashes the same within a boot).
 Any other drop is not attributed, and the trace counts how many were left out.
 """
@@ -77,6 +79,8 @@ def attribute(events: list[dict], ports) -> tuple[list[dict], int]:
         if mine:
             if e.get("skaddr") and e["skaddr"] not in NULL:
                 socks.add(e["skaddr"])
+            if e["event"] == "tcp_probe":
+                continue
             if e["event"] == "inet_sk_error_report" and not e.get("error"):
                 continue  # sk_error_report() also runs with no error set (a disconnect)
             ours.append(e)

@@ -34,8 +34,9 @@ def syn_to_a_closed_port_is_reset_for_no_socket(lab):
     lab.expect_counter("TcpOutRsts", at_least=1)
     lab.expect_counter("TcpAttemptFails", at_least=1)
     lab.expect_event("inet_sk_error_report", error=111, dport=address[1])
-    lab.expect_reason("kfree_skb", "NO_SOCKET")
+    # the reset's event names the SYN it answers: that is how the SYN's drop is known to be ours
     lab.expect_reason("tcp_send_reset", "NO_SOCKET", sport=address[1])
+    lab.expect_reason("kfree_skb", "NO_SOCKET")
 
 
 @scenario(
@@ -131,6 +132,7 @@ def an_ordinary_connection_moves_the_basic_counters(lab):
     lab.expect(lab.counter("TcpCurrEstab") == 2, f"TcpCurrEstab counts both ends ({lab.counter('TcpCurrEstab')})")
     client.send(b"x" * 1000).value
     lab.wait_for(lambda: server.queued() == 1000, 1.0, "1000 bytes at the server")
+    lab.expect(server.recv().value == b"x" * 1000, "the server reads all 1000 bytes")
     lab.expect_counter("TcpExtTCPOrigDataSent", at_least=1)
     for name in ("TcpInSegs", "TcpOutSegs", "IpInReceives", "IpInDelivers", "IpOutRequests"):
         lab.expect_counter(name, at_least=4)  # three for the handshake, one with the data
@@ -189,3 +191,71 @@ def udp_into_a_full_receive_buffer_is_dropped_and_counted(lab):
     lab.expect(lab.counter("UdpInDatagrams") == 0, "nothing read yet: UdpInDatagrams has not moved")
     sink.recv().value
     lab.expect_counter("UdpInDatagrams", at_least=1)
+
+
+@scenario(
+    claim="With tcp_fin_timeout above 60 s a closed socket stays a full socket in FIN_WAIT2; data "
+          "the peer then sends is answered with an RST the kernel gives the reason TCP_ABORT_ON_DATA, "
+          "the data is dropped with the drop reason TCP_ABORT_ON_DATA, and TcpExtTCPAbortOnData "
+          "counts it.",
+    proves=["rst:TCP_ABORT_ON_DATA", "drop:TCP_ABORT_ON_DATA", "counter:TcpExtTCPAbortOnData",
+            "sysctl:net.ipv4.tcp_fin_timeout"],
+)
+def data_after_close_is_reset_and_dropped_for_abort_on_data(lab):
+    import socket
+
+    from .corrections import _closed_server
+
+    lab.sysctl("net.ipv4.tcp_fin_timeout", 120)
+    client, server = _closed_server(lab)
+    lab.expect_ok(client.send(b"late", socket.MSG_NOSIGNAL))
+    lab.expect_packets("client *P", "server R")
+    lab.expect_counter("TcpExtTCPAbortOnData", at_least=1)
+    lab.expect_reason("tcp_send_reset", "TCP_ABORT_ON_DATA", sport=server.local[1])
+    lab.expect_reason("kfree_skb", "TCP_ABORT_ON_DATA")
+
+
+@scenario(
+    claim="A socket in FIN_WAIT2 with TCP_LINGER2 set to -1 that is then close()d is reset at once "
+          "with an RST the kernel gives the reason TCP_ABORT_ON_LINGER, counted in "
+          "TcpExtTCPAbortOnLinger.",
+    proves=["rst:TCP_ABORT_ON_LINGER", "counter:TcpExtTCPAbortOnLinger", "sockopt:TCP_LINGER2",
+            "state:FIN_WAIT2"],
+)
+def close_in_fin_wait2_with_negative_linger2_is_reset_for_abort_on_linger(lab):
+    import socket
+
+    _, half, _server = lab.connected_pair()
+    half.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1, label="TCP_LINGER2").value
+    half.shutdown(socket.SHUT_WR).value
+    lab.wait_state(half, "FIN_WAIT2", 1.0)
+    port = half.local[1]
+    half.close().value
+    lab.expect_counter("TcpExtTCPAbortOnLinger", at_least=1)
+    lab.expect_reason("tcp_send_reset", "TCP_ABORT_ON_LINGER", sport=port)
+
+
+@scenario(
+    claim="When keepalive probes to a peer that stopped answering go unanswered, the kernel resets "
+          "the connection with an RST it gives the reason TCP_KEEPALIVE_TIMEOUT, counts "
+          "TcpExtTCPAbortOnTimeout, and the socket's next recv() fails with ETIMEDOUT (error 110 set "
+          "on it).",
+    proves=["rst:TCP_KEEPALIVE_TIMEOUT", "counter:TcpExtTCPAbortOnTimeout", "counter:TcpExtTCPKeepAlive",
+            "errno:ETIMEDOUT", "sockopt:SO_KEEPALIVE"],
+    needs=("netns", "tun"),
+    timeout=6.0,
+)
+def silent_peer_is_reset_for_keepalive_timeout(lab):
+    import socket
+
+    client, _conn = lab.tun_peer().connected()
+    lab.note("from now on the peer answers nothing")
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, label="SO_KEEPALIVE").value
+    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"):
+        client.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), 1, label=name).value
+    lab.wait_readable(client, 4.0, "the keepalive timer to give up")
+    lab.expect_errno(client.recv(), "ETIMEDOUT")
+    lab.expect_counter("TcpExtTCPKeepAlive", at_least=1)
+    lab.expect_counter("TcpExtTCPAbortOnTimeout", at_least=1)
+    lab.expect_event("inet_sk_error_report", error=110, sport=client.local[1])
+    lab.expect_reason("tcp_send_reset", "TCP_KEEPALIVE_TIMEOUT", sport=client.local[1])
