@@ -83,12 +83,11 @@ def zero_linger_close_is_reset_for_tcp_state(lab):
     proves=["rst:TCP_TIMEWAIT_SOCKET", "state:TIME_WAIT", "state:FIN_WAIT2"],
 )
 def data_to_a_time_wait_socket_is_reset_for_timewait_socket(lab):
-    _, client, server = lab.connected_pair()
-    server.close().value
-    lab.wait_state(client, "CLOSE_WAIT", 1.0)
-    lab.wait_for(lambda: lab.events("inet_sock_set_state") and any(
-        e.get("newstate") == "FIN_WAIT2" and e.get("sport") == server.local[1]
-        for e in lab.events("inet_sock_set_state")), 1.0, "the server side to reach FIN_WAIT2")
+    from .corrections import _closed_server
+
+    client, server = _closed_server(lab)
+    lab.wait_for(lambda: (row := server.proc_row()) is not None and row["timer"] == 3, 1.0,
+                 "the closed server end to become a time-wait entry (/proc/net/tcp timer 3)")
     client.send(b"too late").value
     lab.expect_reason("tcp_send_reset", "TCP_TIMEWAIT_SOCKET", sport=server.local[1])
 
