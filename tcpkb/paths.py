@@ -125,6 +125,30 @@ def content_hash(kb: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """Write a file whole or not at all (a temporary beside it, renamed over it), readable as
+    the umask allows: files in a shared cache are for every user the umask lets read them."""
+    import tempfile
+
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tcpkb-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def is_stale(path: str) -> bool | None:
     """True when kb/ or the results changed since `path` was built; None if unreadable."""
     import sqlite3
