@@ -230,4 +230,4 @@ def ensure_db() -> str:
 def _proof_records():
     from .verify import proof_records
 
-    return proof_records()
+    return proof_records(shipped_checked=True)

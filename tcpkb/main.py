@@ -175,7 +175,7 @@ def dispatch(argv: list[str]) -> int:
         return _flushed(0)
     from .cli import app
 
-    app()
+    app(prog_name="tcpkb")  # also names the completion variable: _TCPKB_COMPLETE
     return 0
 
 

@@ -60,11 +60,13 @@ def all_scenarios() -> dict[str, Scenario]:
     return dict(sorted(REGISTRY.items()))
 
 
-def proof_records():
+def proof_records(shipped_checked: bool = False):
     """The scenario catalogue and every results file found, as the build loads them. Every
     stored result is validated against the trace schema first: a results file that does not
     conform stops the build (ValueError naming the file, the scenario and what is wrong).
-    Files whose content passed before are not validated again (see _validated)."""
+    Files whose content passed before are not validated again (see _validated), and with
+    `shipped_checked` (a lookup's first-use build) neither are the results shipped with
+    tcpkb: the test suite validated them before they shipped (tests/test_verify_trace.py)."""
     from ..build.proof import Proof
     from . import results
     from .trace_schema import validate_result
@@ -74,15 +76,25 @@ def proof_records():
                 "verdicts": dict(s.verdicts)} for s in all_scenarios().values()]
     loaded = results.load_all()
     known, digests = _validated()
+    shipped = set(paths_shipped_results()) if shipped_checked else set()
     if not digests <= known:
-        for r in loaded:
+        for r in (r for r in loaded if r["file"] not in shipped):
             stored = {k: v for k, v in r.items() if k != "file"}  # `file` is added by the loader
             if problems := validate_result(stored):
                 raise ValueError(f"verification results {r['file']}: {r.get('scenario')} on {r.get('kernel')} "
                                  f"does not match the trace schema: {problems[0]}"
                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-        _remember_validated(digests)
+        if not shipped_checked:  # only what was validated here is remembered as validated
+            _remember_validated(digests)
     return Proof(catalog, loaded)
+
+
+def paths_shipped_results() -> list[str]:
+    """The names of the results files that ship with tcpkb (the package's, or the checkout's)."""
+    from .. import paths
+
+    folder = paths.results_dirs()[0] if not os.environ.get("TCPKB_RESULTS") else None
+    return sorted(f for f in os.listdir(folder) if f.endswith(".json")) if folder and os.path.isdir(folder) else []
 
 
 def _validated() -> tuple[set[str], set[str]]:
