@@ -11,15 +11,28 @@ import inspect
 from pathlib import Path
 from typing import Optional
 
-import click
+from enum import Enum
+
 import typer
+from typer.core import TyperGroup
 
 from . import answer
 from .kinds import KINDS
 from .present import terminal as output
 from .query import lookup
 
+class QueryGroup(TyperGroup):
+    """`tcpkb QUERY`: a first word that names no command is a query for the hidden `query`
+    command, as main.py's fast path reads it."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and (not args[0].startswith("-") or args[0][1:].isdigit()):
+            return "query", self.commands["query"], args
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=QueryGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -32,8 +45,18 @@ app = typer.Typer(
 
 JSON = typer.Option(False, "--json", help="Print JSON with the public ids instead of text.")
 BRIEF = typer.Option(False, "--brief", "-b", help="At most four lines: headline, summary, verification.")
-LANG = typer.Option(None, "--lang", help="The summary's language for --brief: en or zh (default: from the locale).",
-                    click_type=click.Choice(["en", "zh"]))
+class Lang(str, Enum):
+    en = "en"
+    zh = "zh"
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+LANG = typer.Option(None, "--lang", help="The summary's language for --brief: en or zh (default: from the locale).")
 
 
 def _version(value: bool) -> None:
@@ -56,6 +79,8 @@ def main(
     if kb is not None:
         import os
 
+        if "\0" in str(kb):
+            raise typer.BadParameter("a path cannot hold a NUL byte", param_hint="--kb")
         os.environ["TCPKB_KB"] = str(kb)
 
 
@@ -76,8 +101,8 @@ NUMERIC = {"ignore_unknown_options": True}
 def _lookup_command(kind) -> None:
     """`tcpkb <kind> QUERY [options] [--json] [--brief]`, made from the kind's registry entry."""
     def command(**args) -> None:
-        query, as_json, brief = args.pop("query"), args.pop("as_json"), args.pop("brief")
-        raise typer.Exit(answer.find(kind.name, query, as_json, brief, **args))
+        query, as_json, brief, lang = args.pop("query"), args.pop("as_json"), args.pop("brief"), args.pop("lang")
+        raise typer.Exit(answer.find(kind.name, query, as_json, brief, lang and lang.value, **args))
 
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter("query", keyword, annotation=str, default=typer.Argument(
@@ -86,7 +111,7 @@ def _lookup_command(kind) -> None:
                                  default=typer.Option(None, o.flag, help=o.help)) for o in kind.options]
     params += [inspect.Parameter("as_json", keyword, annotation=bool, default=JSON),
                inspect.Parameter("brief", keyword, annotation=bool, default=BRIEF),
-               inspect.Parameter("lang", keyword, annotation=Optional[str], default=LANG)]
+               inspect.Parameter("lang", keyword, annotation=Optional[Lang], default=LANG)]
     command.__signature__ = inspect.Signature(params)
     app.command(kind.name, help=kind.command_help, short_help=kind.command_help,
                 context_settings=NUMERIC if kind.negative_numbers else {})(command)
@@ -98,13 +123,13 @@ def sysctl(
                               "default, with the advice; exit 1 if any does."),
     as_json: bool = JSON,
     brief: bool = BRIEF,
-    lang: Optional[str] = LANG,
+    lang: Optional[Lang] = LANG,
 ) -> None:
     """Look up a sysctl knob, with this machine's live value beside the default."""
     if diff == (name is not None):
         output.fail("give a knob's name, or --diff")
         raise typer.Exit(2)
-    raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief, lang))
+    raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief, lang and lang.value))
 
 
 OWN_COMMANDS = {"sysctl": sysctl}  # kinds whose command does more than look up
@@ -115,16 +140,27 @@ for _kind in KINDS.values():
         _lookup_command(_kind)
 
 
+@app.command(hidden=True, context_settings=NUMERIC)
+def query(
+    words: str = typer.Argument(..., help="a name, number or spelling of any kind"),
+    as_json: bool = JSON,
+    brief: bool = BRIEF,
+    lang: Optional[Lang] = LANG,
+) -> None:
+    """Find the entry a query names, whatever its kind (tcpkb 104, tcpkb TIME_WAIT)."""
+    raise typer.Exit(answer.bare(words, as_json, brief, lang and lang.value))
+
+
 @app.command()
 def show(
     entry_id: str = typer.Argument(..., help="errno:ECONNRESET, state:TIME_WAIT, or a bare name",
                                    autocompletion=complete_name),
     as_json: bool = JSON,
     brief: bool = BRIEF,
-    lang: Optional[str] = LANG,
+    lang: Optional[Lang] = LANG,
 ) -> None:
     """Show one entry by its public id."""
-    raise typer.Exit(answer.find("show", entry_id, as_json, brief, lang))
+    raise typer.Exit(answer.find("show", entry_id, as_json, brief, lang and lang.value))
 
 
 @app.command()
@@ -294,15 +330,14 @@ def man() -> None:
 
 @app.command()
 def completion(
-    shell: str = typer.Argument(..., click_type=click.Choice(["bash", "zsh", "fish"]),
-                                help="bash, zsh or fish"),
+    shell: Shell = typer.Argument(..., help="bash, zsh or fish"),
 ) -> None:
     """Print the shell completion script: commands, options and entry names from the database.
 
     bash: tcpkb completion bash > ~/.local/share/bash-completion/completions/tcpkb"""
     from typer._completion_shared import get_completion_script
 
-    output.echo(get_completion_script(prog_name="tcpkb", complete_var="_TCPKB_COMPLETE", shell=shell))
+    output.echo(get_completion_script(prog_name="tcpkb", complete_var="_TCPKB_COMPLETE", shell=shell.value))
 
 
 # Every command's one-line summary in full in `tcpkb --help` (Click would cut it at 45 characters).

@@ -146,6 +146,9 @@ def main() -> None:
         print(f"tcpkb: the argument {shown!r} is not valid UTF-8; give names and words as "
               "UTF-8 text", file=sys.stderr)
         sys.exit(2)
+    if any("\0" in a for a in argv):  # no exec() can pass one; only a caller in this process
+        print("tcpkb: an argument holds a NUL byte", file=sys.stderr)
+        sys.exit(2)
     sys.argv[1:] = argv = global_options(argv)
     try:
         sys.exit(dispatch(argv))

@@ -25,7 +25,8 @@ def tcpkb(*args: str, env: dict | None = None, cwd=None) -> subprocess.Completed
 
 
 def test_the_entry_points_command_list_is_the_apps():
-    assert sorted(COMMANDS) == sorted(typer.main.get_command(app).commands)
+    group = typer.main.get_command(app)
+    assert sorted(COMMANDS) == sorted(n for n, c in group.commands.items() if not c.hidden)
     assert set(LOOKUPS) == {k for k in KINDS if KINDS[k].command_help} | {"show"}
     assert KIND_OPTIONS == {k: {o.flag: o.keyword for o in KINDS[k].options} for k in KINDS if KINDS[k].options}
 
@@ -80,6 +81,8 @@ def test_a_bare_query_answers_as_its_command(query, kind, kb_db):
     env = {"TCPKB_DB": str(kb_db)}
     bare, command = tcpkb(query, env=env), tcpkb(kind, query, env=env)
     assert bare.returncode == 0 and bare.stdout == command.stdout
+    typed = CliRunner().invoke(app, [query], env=env)  # the Typer app reads it the same way
+    assert typed.exit_code == 0 and typed.stdout == command.stdout
 
 
 def test_a_bare_miss_points_to_search_explain_or_the_command(kb_db):

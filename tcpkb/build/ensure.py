@@ -28,9 +28,16 @@ def ensure_db(proof=None) -> str:
             paths.warn_if_stale(path)
         return path
     fallback = paths.fallback_db_path(path)
-    if not explicit and not root and os.path.exists(fallback):
-        return fallback  # built there because the cache could not be written
+    if not explicit and not root and os.path.exists(fallback) and not _writable(os.path.dirname(path)):
+        return fallback  # built there because the cache could not be written, and still cannot
     return build_db(path, proof, may_fall_back=not explicit and not root)
+
+
+def _writable(folder: str) -> bool:
+    """Whether a database could be made in `folder` (or in the folder that would hold it)."""
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
 
 
 def build_db(path: str, proof=None, may_fall_back: bool = False, why: str = "") -> str:
