@@ -76,6 +76,7 @@ def _run_main(argv: list[str]) -> tuple[int, str, str]:
     (printing a surrogate raises, as it would on a real terminal)."""
     out, err = io.BytesIO(), io.BytesIO()
     saved = sys.argv, sys.stdout, sys.stderr, sys.stdin
+    environ = dict(os.environ)  # `--kb DIR` sets TCPKB_KB: never for the next case
     sys.argv = ["tcpkb", *argv]
     # kept until read: a wrapper closes its buffer when it is collected
     streams = [io.TextIOWrapper(b, encoding="utf-8", errors="strict", write_through=True) for b in (out, err)]
@@ -88,6 +89,8 @@ def _run_main(argv: list[str]) -> tuple[int, str, str]:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv, sys.stdout, sys.stderr, sys.stdin = saved
+        os.environ.clear()
+        os.environ.update(environ)
     return status, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
 
 
