@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from .commands import default_lang
 from .present import terminal as output
 from .query import lookup
 
@@ -16,23 +17,34 @@ if TYPE_CHECKING:  # typing's runtime import is not free on the lookup path
     from collections.abc import Callable
 
 
-def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> int:
-    """Call action(conn) on the database; turn every expected failure into a message and a status."""
+def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False, hint: str = "") -> int:
+    """Call action(conn) on the database; turn every expected failure into a message and a status
+    (a JSON object too under --json). `hint` follows a miss: where else to look."""
     try:
-        with lookup.connect(ensure_db()) as conn:
-            action(conn)
+        try:
+            with lookup.connect(ensure_db()) as conn:
+                action(conn)
+        except sqlite3.DatabaseError as e:
+            if not _rebuild_unreadable(e):
+                raise
+            with lookup.connect(ensure_db()) as conn:  # once: a second failure is reported
+                action(conn)
         return 0
     except lookup.NotFound as e:
         if as_json:
             output.print_json({"error": str(e), "suggestions": e.suggestions})
         output.fail(str(e), e.suggestions)
+        if hint:
+            output.echo(output.dim(hint), err=True)
         return 1
     except lookup.BadQuery as e:
-        output.fail(str(e))
-        return 2
+        return _failed(str(e), as_json, 2)
     except (sqlite3.Error, IndexError) as e:  # IndexError: a column a database of another layout lacks
-        output.fail(f"cannot read the database: {e}; run `tcpkb build`")
-        return 1
+        return _failed(f"cannot read the database {_db_name()}: {e}", as_json)
+    except BrokenPipeError:
+        raise  # the reader went away: main.py ends quietly
+    except OSError as e:  # a database named by TCPKB_DB that cannot be written, a full disk
+        return _failed(f"cannot build the database: {e.strerror or e} ({e.filename or _db_name()})", as_json)
     except Exception as e:  # a first-use build that met a broken note
         from .build.database import BuildError
 
@@ -40,27 +52,105 @@ def run(action: Callable[[sqlite3.Connection], None], as_json: bool = False) -> 
             raise
         for p in e.problems[:10]:
             output.echo(str(p), err=True)
-        output.fail(f"there is no database yet and the notes do not build ({len(e.problems)} "
-                    "problem(s)); fix them (`tcpkb lint`) and run `tcpkb build`")
-        return 1
+        return _failed(f"there is no database yet and the notes do not build ({len(e.problems)} "
+                       "problem(s)); fix them (`tcpkb lint`) and run `tcpkb build`", as_json)
 
 
-def find(kind: str, query: str, as_json: bool = False, brief: bool = False, **platform) -> int:
+def _failed(message: str, as_json: bool, status: int = 1) -> int:
+    if as_json:
+        output.print_json({"error": message, "suggestions": []})
+    output.fail(message)
+    return status
+
+
+def _db_name() -> str:
+    from .paths import db_path
+
+    return db_path()
+
+
+def _rebuild_unreadable(error: sqlite3.DatabaseError) -> bool:
+    """A database this install manages (the cache, a checkout's) that SQLite cannot read is
+    corrupt or truncated: build it again, once, and say so. One named by TCPKB_DB is the
+    user's: never replaced."""
+    import os
+
+    from . import paths
+
+    path = paths.db_path()
+    if os.environ.get("TCPKB_DB") or not os.path.exists(path) or not os.access(path, os.R_OK):
+        return False
+    from .build.ensure import build_db
+
+    os.unlink(path)
+    build_db(path, _proof_records, why=f"{path} could not be read ({error}); ")
+    return True
+
+
+def miss_hint(query: str) -> str:
+    """Where to look after a miss: the words as a search, the text as an error line."""
+    import shlex
+
+    quoted = shlex.quote(query)
+    return f"try `tcpkb search {quoted}` (words anywhere in the notes) or `tcpkb explain {quoted}` (an error line)"
+
+
+def find(kind: str, query: str, as_json: bool = False, brief: bool = False, lang: str | None = None,
+         **platform) -> int:
     """Look up one entry of a kind (or any kind, for `show`) and print it."""
     if kind == "sysctl":  # a knob's answer carries this machine's live value
-        return sysctl(query, as_json, brief)
+        return sysctl(query, as_json, brief, lang)
 
     def action(conn: sqlite3.Connection) -> None:
         found = (lookup.show(conn, query) if kind == "show" else lookup.find(conn, kind, query, **platform))
         if as_json:
             output.print_json(found.as_json())
         else:
-            output.print_found(found, brief=brief)
+            output.print_found(found, brief=brief, lang=lang or default_lang())
 
-    return run(action, as_json)
+    return run(action, as_json, miss_hint(query))
 
 
-def sysctl(query: str, as_json: bool = False, brief: bool = False) -> int:
+def bare(query: str, as_json: bool = False, brief: bool = False, lang: str | None = None) -> int:
+    """`tcpkb QUERY` with no command: answered as the first kind (in the registry's order) that
+    knows the query would answer it; the other kinds that know it are named on stderr with
+    their command. A miss says where else to look, and which command a typo may have meant."""
+    from .kinds import KINDS
+
+    hits: list[tuple[str, str]] = []
+
+    def action(conn: sqlite3.Connection) -> None:
+        for kind in KINDS.values():
+            if not kind.command_help:
+                continue
+            try:
+                hit = kind.find(conn, query)
+            except (lookup.NotFound, lookup.BadQuery):
+                continue
+            hits.append((kind.name, hit.id or f"{kind.name} {hit.answer.get('letters', query)}"))
+        if not hits:
+            raise lookup.NotFound(f"no entry is named {query!r}", lookup.suggest(conn, query))
+
+    status = run(action, as_json, _bare_hint(query))
+    if status:
+        return status
+    if len(hits) > 1:
+        output.echo(output.dim("also: " + ", ".join(f"{i} (tcpkb {k} {query})" for k, i in hits[1:])), err=True)
+    return find(hits[0][0], query, as_json, brief, lang)
+
+
+def _bare_hint(query: str) -> str:
+    import difflib
+
+    from .commands import COMMANDS
+
+    typo = difflib.get_close_matches(query.lower(), COMMANDS, n=1, cutoff=0.75)
+    if typo:
+        return f"did you mean the command `tcpkb {typo[0]}`? (`tcpkb --help` lists them)"
+    return miss_hint(query)
+
+
+def sysctl(query: str, as_json: bool = False, brief: bool = False, lang: str | None = None) -> int:
     """A knob's entry with this machine's live value beside its default."""
     def action(conn: sqlite3.Connection) -> None:
         from .machine.live import with_live
@@ -70,9 +160,9 @@ def sysctl(query: str, as_json: bool = False, brief: bool = False) -> int:
         if as_json:
             output.print_json(found.as_json())
         else:
-            output.print_found(found, brief=brief)
+            output.print_found(found, brief=brief, lang=lang or default_lang())
 
-    return run(action, as_json)
+    return run(action, as_json, miss_hint(query))
 
 
 def sysctl_diff(as_json: bool = False) -> int:
@@ -119,13 +209,25 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
 
 
 def ensure_db() -> str:
-    """The database the lookups read, built on first use with the shipped proof."""
+    """The database the lookups read, built on first use with the shipped proof; a database
+    this install manages gets its answer index (tcpkb.answer_index) when it has none."""
+    import os
+
     from .build.ensure import ensure_db as ensure
 
-    return ensure(_proof_records)
+    path = ensure(_proof_records)
+    if not os.environ.get("TCPKB_DB"):
+        from . import answer_index
+
+        try:
+            if answer_index.read_header(path) is None:
+                answer_index.write(path)
+        except (OSError, sqlite3.Error):
+            pass  # an index is a shortcut: without one, lookups read the database
+    return path
 
 
 def _proof_records():
     from .verify import proof_records
 
-    return proof_records()
+    return proof_records(shipped_checked=True)

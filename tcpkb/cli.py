@@ -11,25 +11,87 @@ import inspect
 from pathlib import Path
 from typing import Optional
 
+from enum import Enum
+
 import typer
+from typer.core import TyperGroup
 
 from . import answer
 from .kinds import KINDS
 from .present import terminal as output
 from .query import lookup
 
+class QueryGroup(TyperGroup):
+    """`tcpkb QUERY`: a first word that names no command is a query for the hidden `query`
+    command, as main.py's fast path reads it."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and (not args[0].startswith("-") or args[0][1:].isdigit()):
+            return "query", self.commands["query"], args
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
-    add_completion=False,
+    cls=QueryGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="The failures people meet on TCP sockets on Linux: errno codes, signals, TCP states "
     "and flags, sysctl knobs, socket options, system calls and the kernel's reasons for a reset, "
-    "explained and proved on a live kernel.",
+    "explained and proved on a live kernel. `tcpkb QUERY` with no command finds the entry "
+    "(tcpkb 104, tcpkb ECONNRESET, tcpkb TIME_WAIT).",
 )
 
 JSON = typer.Option(False, "--json", help="Print JSON with the public ids instead of text.")
-BRIEF = typer.Option(False, "--brief", "-b", help="Only the headline and the summaries.")
+BRIEF = typer.Option(False, "--brief", "-b", help="At most four lines: headline, summary, verification.")
+class Lang(str, Enum):
+    en = "en"
+    zh = "zh"
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+LANG = typer.Option(None, "--lang", help="The summary's language for --brief: en or zh (default: from the locale).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        output.echo(f"tcpkb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    kb: Optional[Path] = typer.Option(None, "--kb", envvar="TCPKB_KB", metavar="DIR",
+                                      help="Use the notes in DIR (default: the checkout around the "
+                                           "current directory, else those installed with tcpkb)."),
+) -> None:
+    """Options that apply to every command."""
+    if kb is not None:
+        import os
+
+        if "\0" in str(kb):
+            raise typer.BadParameter("a path cannot hold a NUL byte", param_hint="--kb")
+        os.environ["TCPKB_KB"] = str(kb)
+
+
+def complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a lookup's query: the names of the command's entries (ids for show)."""
+    from .query.complete import names
+
+    try:
+        return names(answer.ensure_db(), ctx.info_name or "", incomplete)
+    except Exception:  # completion must never print a traceback into the shell
+        return []
 
 
 # Negative numbers (-104, as system calls return them) are values, not options.
@@ -39,33 +101,35 @@ NUMERIC = {"ignore_unknown_options": True}
 def _lookup_command(kind) -> None:
     """`tcpkb <kind> QUERY [options] [--json] [--brief]`, made from the kind's registry entry."""
     def command(**args) -> None:
-        query, as_json, brief = args.pop("query"), args.pop("as_json"), args.pop("brief")
-        raise typer.Exit(answer.find(kind.name, query, as_json, brief, **args))
+        query, as_json, brief, lang = args.pop("query"), args.pop("as_json"), args.pop("brief"), args.pop("lang")
+        raise typer.Exit(answer.find(kind.name, query, as_json, brief, lang and lang.value, **args))
 
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter("query", keyword, annotation=str, default=typer.Argument(
-        ..., help=kind.query_help))]
+        ..., help=kind.query_help, autocompletion=complete_name))]
     params += [inspect.Parameter(o.keyword, keyword, annotation=Optional[str],
                                  default=typer.Option(None, o.flag, help=o.help)) for o in kind.options]
     params += [inspect.Parameter("as_json", keyword, annotation=bool, default=JSON),
-               inspect.Parameter("brief", keyword, annotation=bool, default=BRIEF)]
+               inspect.Parameter("brief", keyword, annotation=bool, default=BRIEF),
+               inspect.Parameter("lang", keyword, annotation=Optional[Lang], default=LANG)]
     command.__signature__ = inspect.Signature(params)
-    app.command(kind.name, help=kind.command_help,
+    app.command(kind.name, help=kind.command_help, short_help=kind.command_help,
                 context_settings=NUMERIC if kind.negative_numbers else {})(command)
 
 
 def sysctl(
-    name: Optional[str] = typer.Argument(None, help=KINDS["sysctl"].query_help),
+    name: Optional[str] = typer.Argument(None, help=KINDS["sysctl"].query_help, autocompletion=complete_name),
     diff: bool = typer.Option(False, "--diff", help="List every knob whose live value differs from its "
                               "default, with the advice; exit 1 if any does."),
     as_json: bool = JSON,
     brief: bool = BRIEF,
+    lang: Optional[Lang] = LANG,
 ) -> None:
     """Look up a sysctl knob, with this machine's live value beside the default."""
     if diff == (name is not None):
         output.fail("give a knob's name, or --diff")
         raise typer.Exit(2)
-    raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief))
+    raise typer.Exit(answer.sysctl_diff(as_json) if diff else answer.find("sysctl", name, as_json, brief, lang and lang.value))
 
 
 OWN_COMMANDS = {"sysctl": sysctl}  # kinds whose command does more than look up
@@ -76,14 +140,27 @@ for _kind in KINDS.values():
         _lookup_command(_kind)
 
 
-@app.command()
-def show(
-    entry_id: str = typer.Argument(..., help="errno:ECONNRESET, state:TIME_WAIT, or a bare name"),
+@app.command(hidden=True, context_settings=NUMERIC)
+def query(
+    words: str = typer.Argument(..., help="a name, number or spelling of any kind"),
     as_json: bool = JSON,
     brief: bool = BRIEF,
+    lang: Optional[Lang] = LANG,
+) -> None:
+    """Find the entry a query names, whatever its kind (tcpkb 104, tcpkb TIME_WAIT)."""
+    raise typer.Exit(answer.bare(words, as_json, brief, lang and lang.value))
+
+
+@app.command()
+def show(
+    entry_id: str = typer.Argument(..., help="errno:ECONNRESET, state:TIME_WAIT, or a bare name",
+                                   autocompletion=complete_name),
+    as_json: bool = JSON,
+    brief: bool = BRIEF,
+    lang: Optional[Lang] = LANG,
 ) -> None:
     """Show one entry by its public id."""
-    raise typer.Exit(answer.find("show", entry_id, as_json, brief))
+    raise typer.Exit(answer.find("show", entry_id, as_json, brief, lang and lang.value))
 
 
 @app.command()
@@ -191,6 +268,9 @@ def build(
             output.echo(str(p), err=True)
         output.fail(f"build failed with {len(e.problems)} problem(s); {target} was left as it was")
         raise typer.Exit(1)
+    from .answer_index import write as write_index
+
+    write_index(str(target))  # the answers the fast path copies, from the database just built
     output.echo(f"built {target}: {counts['entries']} entries, {counts['messages']} messages, "
                 f"{counts['transitions']} transitions, {counts['verifications']} verifications")
 
@@ -238,3 +318,30 @@ def site(
     from .site.generate import main as run_site
 
     raise typer.Exit(run_site(out))
+
+
+@app.command()
+def man() -> None:
+    """Print the tcpkb(1) manual page, generated from these commands (pipe it to `man -l -`)."""
+    from .present.manpage import manpage
+
+    output.echo(manpage(typer.main.get_command(app)))
+
+
+@app.command()
+def completion(
+    shell: Shell = typer.Argument(..., help="bash, zsh or fish"),
+) -> None:
+    """Print the shell completion script: commands, options and entry names from the database.
+
+    bash: tcpkb completion bash > ~/.local/share/bash-completion/completions/tcpkb"""
+    from typer._completion_shared import get_completion_script
+
+    output.echo(get_completion_script(prog_name="tcpkb", complete_var="_TCPKB_COMPLETE", shell=shell.value))
+
+
+# Every command's one-line summary in full in `tcpkb --help` (Click would cut it at 45 characters).
+for _command in app.registered_commands:
+    if _command.short_help is None:
+        _doc = _command.help or inspect.getdoc(_command.callback) or ""
+        _command.short_help = _doc.split("\n\n")[0].replace("\n", " ")

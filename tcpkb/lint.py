@@ -154,8 +154,9 @@ def _check_numbers(value, keys: tuple) -> str | None:
     return None
 
 
-def lint(kb: Path) -> list[Problem]:
-    notes, errors = load(kb)
+def lint(kb: Path, loaded: tuple[list[Note], list] | None = None) -> list[Problem]:
+    """Every problem in kb/; `loaded` is load(kb) when the caller has already read the notes."""
+    notes, errors = loaded or load(kb)
     problems = [Problem(_show(e.path), e.line, e.code, e.message) for e in errors]
     good: list[Note] = []
     for note in notes:

@@ -10,6 +10,7 @@ the linter's business.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -48,6 +49,9 @@ class Note:
     preamble_line: int | None = None  # a line of body text before the first section
     body: str = ""
     front_matter_line: int = 1
+    # markdown-it's tokens of the whole file: the build renders the body and each section from
+    # them instead of parsing the text again (a third of the first-use build's CPU)
+    tokens: list = field(default_factory=list, repr=False)
 
     @property
     def id(self) -> str:
@@ -72,16 +76,33 @@ def highlight(code: str, lang: str, attrs: str) -> str:
     from html import escape
 
     from pygments import highlight as render
+
+    lexer = _lexer(lang)
+    if lexer is None:
+        return ""
+    spans = render(code, lexer, _formatter())
+    return f'<pre class="highlight"><code class="language-{escape(lang, quote=True)}">{spans}</code></pre>\n'
+
+
+@lru_cache(maxsize=1)
+def _formatter():
+    """One HTML formatter for every block: making one builds its whole stylesheet."""
     from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(nowrap=True)
+
+
+@lru_cache(maxsize=64)
+def _lexer(lang: str):
+    """Pygments' lexer for a language, or None; looked up once per language (a lookup walks
+    every lexer Pygments knows)."""
     from pygments.lexers import get_lexer_by_name
     from pygments.util import ClassNotFound
 
     try:
-        lexer = get_lexer_by_name(lang)
+        return get_lexer_by_name(lang)
     except ClassNotFound:
-        return ""
-    spans = render(code, lexer, HtmlFormatter(nowrap=True))
-    return f'<pre class="highlight"><code class="language-{escape(lang, quote=True)}">{spans}</code></pre>\n'
+        return None
 
 
 def parse(path: Path, md: MarkdownIt | None = None) -> Note:
@@ -99,7 +120,7 @@ def parse(path: Path, md: MarkdownIt | None = None) -> Note:
         raise NoteError(path, 1, "KB002", "no front matter: a note starts with a line `---`")
     fm = tokens[0]
     meta, lines = _parse_yaml(path, fm.content, first_line=2)
-    note = Note(path=path, kind=path.parent.name, stem=path.stem, meta=meta, lines=lines)
+    note = Note(path=path, kind=path.parent.name, stem=path.stem, meta=meta, lines=lines, tokens=tokens)
 
     source = text.splitlines()
     body_start = fm.map[1]  # 0-based index of the first line after the closing ---
@@ -119,14 +140,17 @@ def parse(path: Path, md: MarkdownIt | None = None) -> Note:
 
 
 def _parse_yaml(path: Path, content: str, first_line: int) -> tuple[dict, dict[str, int]]:
-    try:
-        node = yaml.compose(content, Loader=_Loader)
-        data = yaml.load(content, Loader=_Loader)
+    loader = _Loader(content)
+    try:  # one pass: the node keeps the lines, and the data is constructed from that same node
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = first_line + (mark.line if mark else 0)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise NoteError(path, line, "KB002", f"front matter is not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         raise NoteError(path, first_line, "KB002", "front matter must be a mapping of field: value")
     lines = {}

@@ -171,7 +171,7 @@ def test_suggestion_names_the_closest(cli):
 
 @pytest.mark.parametrize("args", [["errno", ""], ["errno", "104", "--os", "plan9"],
                                   ["errno", "104", "--os", "darwin", "--arch", "mips"],
-                                  ["list", "widgets"], ["errno"], ["frobnicate"], ["show", "widget:X"],
+                                  ["list", "widgets"], ["errno"], ["show", "widget:X"],
                                   ["errno", "x" * 10000]])
 def test_bad_usage_exits_2(cli, args):
     result = cli(*args)

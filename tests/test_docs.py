@@ -18,7 +18,7 @@ TOUR = re.findall(r"^\$ (tcpkb .+)$", README, re.M)
 
 
 def test_quick_start_is_two_commands():
-    assert QUICK_START == ["pip install . && tcpkb errno 104",
+    assert QUICK_START == ["python3 -m venv .venv && . .venv/bin/activate && pip install . && tcpkb errno 104",
                            "pip install '.[test]' && python -m pytest"]
 
 

@@ -21,7 +21,7 @@ from .. import __version__, kernels
 from ..kinds import KINDS, slug
 from ..lint import Problem, lint
 from ..notes import Note, load, markdown
-from ..paths import content_hash, message_files
+from ..paths import content_hash, message_files, umask
 from .fragments import fragment_table
 from .proof import Proof, write_proof
 from .schema import create_tables
@@ -38,31 +38,29 @@ def build(kb: Path, target: Path, proof: Proof | None = None) -> dict[str, int]:
 
     `proof` gives the scenario catalogue and the verification results to load
     (tcpkb.verify.proof_records); without it the database holds the notes alone."""
-    problems = lint(kb)
+    loaded = load(kb)  # read once: the lint and the rows share the parsed notes
+    problems = lint(kb, loaded)
     if problems:
         raise BuildError(problems)
-    notes, _ = load(kb)
+    notes = loaded[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tcpkb-", suffix=".db", dir=target.parent)
     os.close(fd)
     try:
         db = sqlite_utils.Database(tmp)
+        # a temporary file renamed into place when whole: no journal or fsync per insert needed
+        db.conn.execute("pragma journal_mode = off")
+        db.conn.execute("pragma synchronous = off")
         counts = _write(db, notes, kb, proof or Proof([], []))
         db.conn.commit()
         db.conn.execute("VACUUM")
         db.close()
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; honour the umask as open() would
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600; honour the umask as open() would
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return counts
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class Context:
@@ -119,6 +117,7 @@ def _common_rows(note: Note, md) -> dict[str, list[dict]]:
     search, and the values a note gives per kernel range."""
     m, id_ = note.meta, note.id
     kind = KINDS[note.kind]
+    body_html, section_html = _html(md, note)
     messages = [{"entry_id": id_, "text": t, "source": "note", "deadline": False} for t in m.get("seen_as") or []]
     messages += [{"entry_id": id_, "text": t, "source": "note", "deadline": True}
                  for t in m.get("seen_as_deadline") or []]
@@ -127,9 +126,9 @@ def _common_rows(note: Note, md) -> dict[str, list[dict]]:
     return {
         "entries": [{"id": id_, "kind": note.kind, "name": m["name"], "title": m["title"],
                      "summary": m["summary"], "summary_zh": m["summary_zh"], "body_md": note.body,
-                     "body_html": md.render(note.body), "path": note.path.relative_to(note.path.parents[1]).as_posix()}],
+                     "body_html": body_html, "path": note.path.relative_to(note.path.parents[1]).as_posix()}],
         "sections": [{"entry_id": id_, "position": i, "slug": slug(s.title), "title": s.title,
-                      "markdown": s.markdown, "html": md.render(s.markdown)} for i, s in enumerate(note.sections)],
+                      "markdown": s.markdown, "html": html} for i, (s, html) in enumerate(zip(note.sections, section_html))],
         "aliases": [{"entry_id": id_, "alias": a} for a in m.get("aliases") or []],
         "messages": messages,
         "links": [{"src": id_, "dst": d, "position": i} for i, d in enumerate(m.get("related") or [])],
@@ -142,6 +141,17 @@ def _common_rows(note: Note, md) -> dict[str, list[dict]]:
                     "messages": "\n".join((m.get("seen_as") or []) + (m.get("seen_as_deadline") or [])),
                     "body": note.body, "boost": kind.search_boost(m)}],
     }
+
+
+def _html(md, note: Note) -> tuple[str, list[str]]:
+    """The body's HTML and each `## ` section's, rendered from the tokens the note was parsed
+    into (a section's HTML is its tokens between its heading and the next)."""
+    tokens = [t for t in note.tokens if t.type != "front_matter"]
+    render = md.renderer.render
+    heads = [i for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]
+    sections = [render(tokens[start + 3:end], md.options, {})  # heading_open, inline, heading_close
+                for start, end in zip(heads, heads[1:] + [len(tokens)])]
+    return render(tokens, md.options, {}), sections
 
 
 def _other_messages(rows: dict[str, list[dict]], errnos: dict[str, str]) -> None:

@@ -299,6 +299,8 @@ class Kind:
     query_help = ""                # what the query may be, by example
     options: tuple = ()            # Option()s the finder takes
     negative_numbers = False       # a query may be a negative number (-104), not an option
+    live_answer = False            # its answer carries this machine's state: never pre-rendered
+    numbers_by_kernel = False      # its numbers are read against the running kernel: not pre-rendered
     table = ""                     # the kind's own table (id, name, …), created by the build
     columns: dict = {}             # its columns -> SQL type names (text, integer, real, boolean)
     descriptions: dict = {}        # table name -> (description, {column: description}) for Datasette

@@ -11,6 +11,7 @@ AREAS = ("socket", "tcp", "udp", "ip", "ipv6", "icmp", "netfilter", "qdisc", "de
 
 
 class Drop(Kind):
+    numbers_by_kernel = True  # a number is read against the running kernel first
     name = "drop"
     plural = "Drop reasons"
     intro = ("Why the kernel dropped a packet, as the skb:kfree_skb tracepoint reports it (enum "

@@ -178,6 +178,8 @@ def _by_number(conn, number: int, platform: str, explicit: bool, os_given: bool)
         "order by name = substr(entry_id, 7) desc limit 1", (platform, number)).fetchone()
     if row is None:
         where = "Linux" if platform == "linux" else platform
+        if platform == "windows" and not os_given:  # tried as a Windows code only for its size
+            where = "Linux"
         raise NotFound(f"no errno {number} on {where}", [r[0] for r in conn.execute(
             "select distinct entry_id from errno_numbers where number = ? and platform != ?",
             (number, platform))])

@@ -11,6 +11,7 @@ TYPES = ("integer", "boolean", "mode", "vector", "string", "bitmap")
 
 
 class Sysctl(Kind):
+    live_answer = True  # the answer carries the live value
     name = "sysctl"
     plural = "Sysctls"
     intro = ("Kernel knobs under /proc/sys that change how TCP sockets behave. The default is what a "

@@ -94,8 +94,13 @@ def live_lines(e: dict, live: dict) -> list[str]:
     return lines
 
 
-def print_found(found: Found, brief: bool = False) -> None:
+def print_found(found: Found, brief: bool = False, lang: str = "en") -> None:
+    """An entry as text; brief: at most four lines (headline, summary in `lang`, what the
+    query was read as, how it was verified)."""
     e = found.entry
+    if brief:
+        _print_brief(found, lang)
+        return
     for note in found.notes:
         echo(dim(f"note: {note}"))
     if e.get("kind") == "combination":
@@ -105,17 +110,14 @@ def print_found(found: Found, brief: bool = False) -> None:
     echo(f"{dim(e['id'])}")
     echo(e["summary"])
     echo(e["summary_zh"])
-    if found.also:
-        for a in found.also:
-            echo(style(f"also: {a['name']} ({a['id']}) has this number on "
-                       f"{', '.join(a['platforms'])}", "33"))  # yellow
+    for a in found.also:
+        echo(style(f"also: {a['name']} ({a['id']}) has this number on "
+                   f"{', '.join(a['platforms'])}", "33"))  # yellow
     for line in verification_lines(e.get("verification") or [], e["id"]):
         echo(line)
     if e.get("live"):
         for line in live_lines(e, e["live"]):
             echo(line)
-    if brief:
-        return
     echo()
     aliases = [{"label": "Aliases", "value": [", ".join(e["aliases"])]}] if e.get("aliases") else []
     for line in fact_lines(aliases + (e.get("facts") or [])):
@@ -136,23 +138,74 @@ def print_found(found: Found, brief: bool = False) -> None:
         echo(f"{dim('source')}   {e['path']}")
 
 
+def _print_brief(found: Found, lang: str) -> None:
+    e = found.entry
+    remarks = list(found.notes)
+    if found.also:
+        remarks.append("also " + ", ".join(f"{a['name']} on {'/'.join(a['platforms'])}" for a in found.also))
+    if e.get("kind") == "combination":
+        echo(f"{accent(e['letters'])}  {e['hex']}  {bold(e['title'])}")
+        echo(e["summary"] or "")
+        echo("  ".join(f"{accent(f['name'])} {f['hex']}" for f in e["flags"]))
+        return
+    echo(headline(e))
+    echo((e.get("summary_zh") if lang == "zh" else None) or e["summary"])
+    if remarks:
+        echo(dim("note: " + "; ".join(remarks)))
+    if e.get("live"):
+        echo(live_lines(e, e["live"])[0])
+    else:
+        echo(verification_summary(e.get("verification") or [], e["id"]))
+
+
+def verification_summary(items: list[dict], entry_id: str) -> str:
+    """How an entry was verified, in one line: scenarios and checks counted once each, with the
+    number of kernels they ran on."""
+    if not items:
+        return dim("unverified: no scenario reproduces or checks it yet")
+    parts = []
+    for level, word in (("reproduced", "scenario"), ("checked", "check")):
+        mine = [v for v in items if (v["level"] == "checked") == (level == "checked")]
+        if not mine:
+            continue
+        names = {v["scenario"] for v in mine}
+        failed = {v["scenario"] for v in mine if not v["ok"]}
+        kernels = len({v["kernel"] for v in mine})
+        count = f"{len(names)} {word}{'s' if len(names) != 1 else ''}"
+        text = f"{level} by {count} on {kernels} kernel{'s' if kernels != 1 else ''}"
+        parts.append(style(f"{len(failed)} of {count} FAILED", "31") + f"; {text}" if failed
+                     else style(level, "32") + text[len(level):])
+    return "; ".join(parts) + dim(f"  (tcpkb verify --list {entry_id})")
+
+
 def verification_lines(items: list[dict], entry_id: str = "ID", most: int = 3) -> list[str]:
-    """'reproduced on 6.18.44 x86_64: <claim> (scenario)' lines, failures first, then checks."""
+    """'reproduced on 6.1, 6.18 x86_64: <claim> (scenario)' lines, a scenario once with every
+    kernel it ran on, failures first, then the checks."""
     lines = []
-    reproduced = sorted((v for v in items if v["level"] != "checked"), key=lambda v: v["ok"])
-    for v in reproduced[:most]:
-        where = f"{v['kernel']} {v['arch']}"
-        if v["ok"]:
-            lines.append(f"{style('reproduced', '32')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
-        else:
-            lines.append(f"{style('FAILED', '31')} on {where}: {v['claim']} {dim('(' + v['scenario'] + ')')}")
+    runs: dict[tuple, list[dict]] = {}
+    for v in items:
+        runs.setdefault((v["level"] == "checked", v["scenario"]), []).append(v)
+    reproduced = sorted((r for (checked, _), r in runs.items() if not checked),
+                        key=lambda r: (all(v["ok"] for v in r), r[0]["scenario"]))
+    for r in reproduced[:most]:
+        ok = all(v["ok"] for v in r)
+        verdict = style("reproduced", "32") if ok else style("FAILED", "31")
+        lines.append(f"{verdict} on {_where(r if ok else [v for v in r if not v['ok']])}: "
+                     f"{r[0]['claim']} {dim('(' + r[0]['scenario'] + ')')}")
     if len(reproduced) > most:
         lines.append(dim(f"… and {len(reproduced) - most} more scenarios (tcpkb verify --list {entry_id})"))
-    for v in (v for v in items if v["level"] == "checked"):
-        what = ", ".join(v.get("compared") or [])
-        verdict = style("checked", "32") if v["ok"] else style("CHECK FAILED", "31")
-        lines.append(f"{verdict} on {v['kernel']} {v['arch']}: {what} {dim('(' + v['scenario'] + ')')}")
+    for (checked, name), r in runs.items():
+        if checked:
+            what = ", ".join(dict.fromkeys(c for v in r for c in v.get("compared") or []))
+            verdict = style("checked", "32") if all(v["ok"] for v in r) else style("CHECK FAILED", "31")
+            lines.append(f"{verdict} on {_where(r)}: {what} {dim('(' + name + ')')}")
     return lines
+
+
+def _where(runs: list[dict]) -> str:
+    """'6.1.0-57-amd64, 6.18.44 x86_64': the kernels, then the architectures."""
+    kernels = ", ".join(dict.fromkeys(v["kernel"] for v in runs))
+    return f"{kernels} {' '.join(dict.fromkeys(v['arch'] for v in runs))}"
 
 
 def print_combination(e: dict) -> None:

@@ -141,10 +141,10 @@ def find(conn: sqlite3.Connection, kind: str, query: str, **options) -> Found:
     """A query read by one kind's finder (options such as os_ and arch are the kind's own)."""
     if kind not in KINDS:
         raise BadQuery(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
-    return _found(conn, KINDS[kind].find(conn, query, **options))
+    return answer_of(conn, KINDS[kind].find(conn, query, **options))
 
 
-def _found(conn: sqlite3.Connection, hit: Hit) -> Found:
+def answer_of(conn: sqlite3.Connection, hit: Hit) -> Found:
     if hit.answer is not None:  # an answer without a note (a flag combination): its parts are entries
         answer = dict(hit.answer)
         answer["flags"] = [entry(conn, i, full=False) for i in answer.get("flags", [])]
@@ -163,7 +163,7 @@ def show(conn: sqlite3.Connection, query: str) -> Found:
         return find(conn, kind, name)
     for kind in KINDS.values():
         try:
-            return _found(conn, kind.find(conn, query))
+            return answer_of(conn, kind.find(conn, query))
         except (NotFound, BadQuery):
             continue
     raise NotFound(f"no entry named {query!r}", suggest(conn, query))
