@@ -42,7 +42,8 @@ class Drop(Kind):
             "absent_on": "kernels verified to lack it, where the release that added it is not known",
             "removed_in": "the release that removed it"}),
         "drop_counters": ("The counters the kernel increments where it drops with a reason.", {
-            "counter_id": "a counter entry"}),
+            "entry_id": "the drop reason", "counter_id": "a counter the same code path increments",
+            "position": "order in the note, from 0"}),
     }
 
     def search_boost(self, meta: dict) -> float:
