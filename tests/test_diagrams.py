@@ -265,7 +265,10 @@ def test_epipe_ladder_tells_the_story(runs):
     cw = [px for label, px in found if label == "CLOSE_WAIT"]
     assert cw and all(abs(px - x["server"]) < abs(px - x["client"]) for px in cw)
     fw = [px for label, px in found if label == "FIN_WAIT1"]
-    assert fw and all(abs(px - x["client"]) < abs(px - x["server"]) for px in fw)
+    # on loopback the FIN's ACK can come back before close() returns: FIN_WAIT1 is drawn when recorded
+    recorded = any((s.get("states") or {}).get("client") == "FIN_WAIT1" for s in trace["steps"])
+    assert bool(fw) == recorded
+    assert all(abs(px - x["client"]) < abs(px - x["server"]) for px in fw)
     assert ("listener: LISTEN", x["server"]) in found  # folded onto the socket sharing its address
     # the failing call, with its errno, on the server's lifeline
     calls = [g for g in groups(root, "call") if "EPIPE" in text_of(g)]
