@@ -105,13 +105,24 @@ def with_live(entry: dict) -> dict:
     return {**entry, "live": live}
 
 
-def diff(conn) -> dict:
-    """Every knob in the knowledge base whose live value differs from its default."""
+def knob_names(conn) -> list[str]:
+    """The sysctls the knowledge base can compare against a default."""
+    return [r[0] for r in conn.execute("select name from sysctls where removed_in is null order by name")]
+
+
+def diff(conn, values: dict[str, tuple[str | None, str | None]] | None = None) -> dict:
+    """Every knob in the knowledge base whose value differs from its default.
+
+    `values` ({name: (value, why not)}, as read() gives them) are values read elsewhere: in
+    another network namespace or in a saved `sysctl -a`; without it they are read here.
+    """
     from ..query.lookup import entry
 
     knobs = [entry(conn, r[0]) for r in conn.execute(
         "select id from sysctls where removed_in is null order by name")]
-    values = {k["name"]: read(k["name"]) for k in knobs}
+    if values is None:
+        values = {k["name"]: read(k["name"]) for k in knobs}
+    values = {k["name"]: values.get(k["name"], (None, "not recorded")) for k in knobs}
     computed = [k["name"] for k in knobs if k["default"] is None and k["per_netns"]
                 and not k["inherited"] and values[k["name"]][0] is not None]
     fresh = fresh_namespace_values(computed) if computed else {}

@@ -140,9 +140,37 @@ def in_new_namespace(fn, timeout: float = 10.0, own_hash_table: bool = True):
     For checks that read the host and a namespace side by side. Raises
     IsolationError when no namespace can be made or the child fails.
     """
+    return in_child(lambda: enter_new_netns(own_hash_table), fn, timeout)
+
+
+def in_namespace_at(path: str, fn, timeout: float = 10.0):
+    """Run fn() in a forked child that has joined the network namespace at `path`
+    (/run/netns/NAME, /proc/PID/ns/net, or any bind mount of one); return its JSON-able result.
+
+    Only the child calls setns(), so this process never leaves its own namespace.
+    """
+    def enter() -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise IsolationError(f"cannot enter the network namespace {path}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    return in_child(enter, fn, timeout)
+
+
+def in_child(enter, fn, timeout: float):
+    """enter() then fn() in a forked child; its JSON comes back over a pipe.
+
+    The wait is bounded as a whole (`timeout` seconds from the fork), and the child is
+    killed and reaped on every path: result, error, timeout, or an exception here.
+    """
     import json
     import select
     import signal
+    import time
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -151,7 +179,7 @@ def in_new_namespace(fn, timeout: float = 10.0, own_hash_table: bool = True):
         try:
             os.close(read_end)
             die_with_parent()
-            enter_new_netns(own_hash_table)
+            enter()
             os.write(write_end, json.dumps(fn()).encode())
             status = 0
         except BaseException as e:  # the parent reports it; a child must never return
@@ -160,8 +188,9 @@ def in_new_namespace(fn, timeout: float = 10.0, own_hash_table: bool = True):
             os._exit(status)
     os.close(write_end)
     chunks = []
+    deadline = time.monotonic() + timeout
     try:
-        while select.select([read_end], [], [], timeout)[0]:
+        while (left := deadline - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
             chunk = os.read(read_end, 1 << 16)
             if not chunk:
                 break

@@ -12,19 +12,25 @@ def tcp_sockets() -> list[dict]:
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
-                lines = f.read().splitlines()[1:]
+                rows += parse_tcp(f.read())
         except OSError:
             continue
-        for line in lines:
-            p = line.split()
-            if len(p) < 10:
-                continue
-            tx, rx = p[4].split(":")
-            timer, when = p[5].split(":")
-            rows.append({"local": address(p[1]), "remote": address(p[2]), "st": int(p[3], 16),
-                         "tx_queue": int(tx, 16), "rx_queue": int(rx, 16),
-                         "timer": int(timer, 16), "timer_s": int(when, 16) / 100,
-                         "uid": int(p[7]), "inode": int(p[9])})
+    return rows
+
+
+def parse_tcp(text: str) -> list[dict]:
+    """The rows of one /proc/net/tcp or tcp6 text (its header line skipped)."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        p = line.split()
+        if len(p) < 10:
+            continue
+        tx, rx = p[4].split(":")
+        timer, when = p[5].split(":")
+        rows.append({"local": address(p[1]), "remote": address(p[2]), "st": int(p[3], 16),
+                     "tx_queue": int(tx, 16), "rx_queue": int(rx, 16),
+                     "timer": int(timer, 16), "timer_s": int(when, 16) / 100,
+                     "uid": int(p[7]), "inode": int(p[9])})
     return rows
 
 
@@ -37,3 +43,12 @@ def address(text: str) -> tuple[str, int]:
     else:
         host = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
     return host, int(hexport, 16)
+
+
+def process_name(pid: int) -> str | None:
+    """/proc/<pid>/comm: the name the kernel keeps for a process (what ss -p shows); None if gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
