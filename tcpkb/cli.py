@@ -178,13 +178,22 @@ def doctor(
     as_json: bool = JSON,
     watch: Optional[float] = typer.Option(None, "--watch", min=0.5, help="Refresh every N seconds."),
     times: Optional[int] = typer.Option(None, "--times", min=1, help="With --watch, stop after this many reports."),
+    netns: Optional[str] = typer.Option(None, "--netns", metavar="NAME|PID|PATH",
+        help="Read another network namespace: a name under /run/netns, a process's, or a namespace file."),
+    all_: bool = typer.Option(False, "--all", help="Read every network namespace that has TCP sockets, one group each."),
+    from_: Optional[str] = typer.Option(None, "--from", metavar="DIR",
+        help="Read a saved dump: an sosreport, or files of ss, nstat, netstat -s and sysctl -a."),
+    prometheus: bool = typer.Option(False, "--prometheus",
+        help="Print Prometheus metrics (node_exporter textfile format) instead of the report."),
+    output_path: Optional[str] = typer.Option(None, "--output", metavar="FILE",
+        help="With --prometheus, replace FILE atomically instead of printing (e.g. a .prom file)."),
 ) -> None:
     """Read this machine's TCP sockets, knobs and counters through the knowledge base.
 
     Exit status 0 when nothing needs attention, 1 when there are findings."""
     from .doctor import main as run_doctor
 
-    raise typer.Exit(run_doctor(as_json, watch, times))
+    raise typer.Exit(run_doctor(as_json, watch, times, netns, all_, from_, prometheus, output_path))
 
 
 @app.command("list")
