@@ -23,7 +23,7 @@ from ..present import terminal as output
 from ..query import lookup
 from . import namespaces, sources
 from .findings import ORPHANS, PILE, SEVERITIES, TIME_WAIT_SHARE, findings, status
-from .report import TOP_PORTS, print_dump, print_namespace, print_report, report
+from .report import TOP_PORTS, print_dump, print_group, print_namespace, print_report, report
 from .scan import knob_names, ss_states, state_table, summarize
 from .sources import COUNTERS, counters, owners, sockets
 
@@ -123,14 +123,16 @@ def _show(groups: list[dict], skipped: list[dict] | None, as_json: bool, many: b
     for g in groups:
         if "dump" in g:
             print_dump(g["dump"], g["files"], g["scan"], g["findings"])
-        elif many or skipped is not None:
-            print_namespace(g["ns"], g["scan"], g["findings"])
+        elif skipped is not None:
+            print_group(g["ns"], g["scan"], g["findings"])
             output.echo()
+        elif many:
+            print_namespace(g["ns"], g["scan"], g["findings"])
         else:
             print_report(g["scan"], g["findings"])
     if skipped is not None:
-        output.echo(output.dim(f"{len(groups)} namespace(s) with TCP sockets; "
-                               f"{len(skipped)} more without any or not readable"))
+        output.echo(output.dim(f"{len(groups)} namespace(s) with TCP sockets; {len(skipped)} more "
+                               "without any or not readable (--json lists them with the reason)"))
 
 
 def _json(groups: list[dict], skipped: list[dict] | None, many: bool) -> dict:

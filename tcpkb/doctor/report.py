@@ -19,7 +19,7 @@ def _owner(o: dict | None) -> str:
 
 
 def print_report(scan_: dict, found: list[dict]) -> None:
-    echo, bold, dim, style, accent = output.echo, output.bold, output.dim, output.style, output.accent
+    echo, bold, dim, style = output.echo, output.bold, output.dim, output.style
     pr = scan_.get("port_range")
     echo(bold(f"{scan_['total']} TCP sockets")
          + dim(f"  (ephemeral ports {pr['low']}-{pr['high']}: {pr['size']})" if pr else ""))
@@ -47,13 +47,19 @@ def print_report(scan_: dict, found: list[dict]) -> None:
         for k, v in loud.items():
             echo(f"  {k:<28} {v}")
     echo()
+    print_findings(found)
+
+
+def print_findings(found: list[dict], explain: bool = True) -> None:
+    echo, bold, dim, style, accent = output.echo, output.bold, output.dim, output.style, output.accent
     if not found:
         echo(style("no findings", "32"))
     colours = {"problem": "31", "warning": "33", "info": "2"}
     for f in found:
         echo(f"{style(f['severity'].upper(), '1', colours[f['severity']])}  {accent(f['id'])}  {bold(f['title'])}")
         echo(f"  {f['detail']}")
-        echo(f"  {f['explain']}")
+        if explain:
+            echo(f"  {f['explain']}")
         echo(f"  {dim('read')} {', '.join(f['read'])}")
         if f.get("from") and not f["from"][0].startswith("/proc/"):
             echo(f"  {dim('from')} {', '.join(f['from'])}")
@@ -61,11 +67,23 @@ def print_report(scan_: dict, found: list[dict]) -> None:
     echo(dim(f"{bad} problem(s) or warning(s), {len(found) - bad} note(s)"))
 
 
+def _heading(ns: dict) -> str:
+    return (output.bold(f"== network namespace {ns['label']}")
+            + output.dim(f"  (inode {ns['inode']})" if ns.get("name") else ""))
+
+
 def print_namespace(ns: dict, scan_: dict, found: list[dict]) -> None:
-    """One namespace of `--all` or `--netns`: a heading naming it, then its report."""
-    output.echo(output.bold(f"== network namespace {ns['label']}")
-                + output.dim(f"  (inode {ns['inode']})" if ns.get("name") else ""))
+    """The namespace of `--netns`: a heading naming it, then its full report."""
+    output.echo(_heading(ns))
     print_report(scan_, found)
+
+
+def print_group(ns: dict, scan_: dict, found: list[dict]) -> None:
+    """One namespace of `--all`, short: its heading, its sockets per state, its findings."""
+    output.echo(_heading(ns))
+    output.echo(f"{scan_['total']} TCP sockets: " + ", ".join(
+        f"{sid.split(':', 1)[-1]} {n}" for sid, n in scan_["states"].items()))
+    print_findings(found, explain=False)
 
 
 def print_dump(top: str, files: dict, scan_: dict, found: list[dict]) -> None:
