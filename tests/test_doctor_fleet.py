@@ -220,6 +220,41 @@ def test_an_unnamed_namespace_is_found_by_pid_and_labelled_by_inode(kb_db, monke
         assert "close-wait-pile" in by_id(group)
 
 
+def children() -> set[int]:
+    """The pids this process has forked that the kernel still holds (zombies included)."""
+    out: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            out |= {int(x) for x in f.read().split()}
+    return out
+
+
+@needs_root
+@pytest.mark.skipif(not os.path.exists(f"/proc/self/task/{os.getpid()}/children"),
+                    reason="needs /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)")
+def test_the_namespace_child_is_bounded_and_reaped_on_every_path():
+    import time
+
+    from tcpkb.machine.netns import IsolationError, in_namespace_at
+
+    before = children()
+    here = "/proc/self/ns/net"
+    assert in_namespace_at(here, lambda: {"pid": os.getpid()}, 5)["pid"] != os.getpid()
+    with pytest.raises(IsolationError, match="ZeroDivisionError"):
+        in_namespace_at(here, lambda: 1 / 0, 5)
+
+    with pytest.raises(IsolationError, match="nothing in time"):
+        in_namespace_at(here, lambda: time.sleep(60), 0.5)
+    fifo = "/tmp/tcpkb-test-fifo-%d" % os.getpid()
+    os.mkfifo(fifo)
+    try:  # opening a FIFO blocks: in the child, so the deadline still holds
+        with pytest.raises(IsolationError, match="nothing in time"):
+            in_namespace_at(fifo, lambda: 0, 0.5)
+    finally:
+        os.unlink(fifo)
+    assert children() == before
+
+
 # --- --from: real dumps made in the filled namespace --------------------------------------------
 
 def make_sosreport(ns: str, top) -> list[str]:

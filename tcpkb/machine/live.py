@@ -34,21 +34,36 @@ def read(name: str) -> tuple[str | None, str | None]:
     return value, None
 
 
+# A new namespace's computed defaults depend on the namespace it is made from (its
+# tcp_child_ehash_entries), so they are remembered per namespace of this process.
+_FRESH: dict[tuple, dict[str, str]] = {}
+
+
 def fresh_namespace_values(names: list[str], timeout: float = 2.0) -> dict[str, str]:
-    """The values a brand-new network namespace starts with; {} when one cannot be made."""
+    """The values a brand-new network namespace starts with; {} when one cannot be made.
+
+    Remembered while this process stays in its namespace: `tcpkb doctor --all` compares every
+    namespace against them, and one child namespace answers for all."""
     from .netns import IsolationError, in_new_namespace
 
     wanted = [n for n in names if n not in SECRET]
     if not wanted:
         return {}
+    try:
+        here = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        here = None
+    if (key := (here, *wanted)) in _FRESH and here is not None:
+        return dict(_FRESH[key])
 
     def values() -> dict[str, str]:
         return {n: v for n in wanted if (v := read(n)[0]) is not None}
 
     try:
-        return in_new_namespace(values, timeout, own_hash_table=False)
+        _FRESH[key] = in_new_namespace(values, timeout, own_hash_table=False)
     except IsolationError:
-        return {}
+        return {}  # not remembered: the next call may be allowed to make one
+    return dict(_FRESH[key])
 
 
 def read_only(name: str) -> bool:
