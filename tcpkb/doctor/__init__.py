@@ -87,17 +87,20 @@ def _read_all(conn: sqlite3.Connection) -> tuple[list[dict], list[dict]]:
     """Every namespace with TCP sockets; and the ones skipped (no sockets, or unreadable)."""
     from ..machine.netns import IsolationError
 
-    knobs, found, skipped = knob_names(conn), [], []
+    from ..machine.live import knob_entries
+
+    knobs, entries, found, skipped = knob_names(conn), None, [], []
     for ns in namespaces.every():
         try:
-            s = summarize(sources.in_namespace(ns, knobs), conn)
+            reading = sources.in_namespace(ns, knobs)
         except IsolationError as e:  # gone since it was listed, or not enterable
             skipped.append({**_public(ns), "why": str(e)})
             continue
-        if s["total"]:
-            found.append({"ns": ns, "scan": s})
-        else:
+        if not reading["rows"]:
             skipped.append({**_public(ns), "why": "no TCP sockets"})
+            continue
+        entries = entries or knob_entries(conn)
+        found.append({"ns": ns, "scan": summarize(reading, conn, entries)})
     return found, skipped
 
 

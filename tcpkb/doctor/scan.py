@@ -34,12 +34,13 @@ def port_range(sysctls: dict) -> dict | None:
     return {"low": low, "high": high, "size": high - low + 1}
 
 
-def summarize(reading: dict, conn: sqlite3.Connection) -> dict:
-    """The scan doctor's rules read: see findings.findings()."""
+def summarize(reading: dict, conn: sqlite3.Connection, knob_entries: list[dict] | None = None) -> dict:
+    """The scan doctor's rules read: see findings.findings(). `knob_entries`
+    (machine.live.knob_entries) saves looking the knobs up again for every namespace."""
     from ..machine.live import diff
 
     names = state_table(conn)
-    knobs = diff(conn, {n: tuple(v) for n, v in reading["sysctls"].items()})["differs"]
+    knobs = diff(conn, {n: tuple(v) for n, v in reading["sysctls"].items()}, knob_entries)["differs"]
     who = reading["owners"]
     states: dict[str, int] = {}
     by_port: dict[int, dict] = {}

@@ -125,16 +125,24 @@ def knob_names(conn) -> list[str]:
     return [r[0] for r in conn.execute("select name from sysctls where removed_in is null order by name")]
 
 
-def diff(conn, values: dict[str, tuple[str | None, str | None]] | None = None) -> dict:
+def knob_entries(conn) -> list[dict]:
+    """The knowledge base's entries for the knobs it can compare, in name order."""
+    from ..query.lookup import entry
+
+    return [entry(conn, r[0]) for r in conn.execute(
+        "select id from sysctls where removed_in is null order by name")]
+
+
+def diff(conn, values: dict[str, tuple[str | None, str | None]] | None = None,
+         knobs: list[dict] | None = None) -> dict:
     """Every knob in the knowledge base whose value differs from its default.
 
     `values` ({name: (value, why not)}, as read() gives them) are values read elsewhere: in
     another network namespace or in a saved `sysctl -a`; without it they are read here.
+    `knobs` (knob_entries()) saves looking them up again when many namespaces are compared.
     """
-    from ..query.lookup import entry
-
-    knobs = [entry(conn, r[0]) for r in conn.execute(
-        "select id from sysctls where removed_in is null order by name")]
+    if knobs is None:
+        knobs = knob_entries(conn)
     if values is None:
         values = {k["name"]: read(k["name"]) for k in knobs}
     values = {k["name"]: values.get(k["name"], (None, "not recorded")) for k in knobs}
