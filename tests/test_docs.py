@@ -30,6 +30,7 @@ def test_ci_runs_the_readme_test_command():
 @pytest.mark.parametrize("command", TOUR)
 def test_tour_command_runs(command, kb_db, tmp_path, monkeypatch):
     argv = shlex.split(command)[1:]
+    monkeypatch.chdir(ROOT)  # paths in the tour (a saved dump under tests/fixtures/) are the checkout's
     if argv[0] == "serve":
         pytest.skip("a server runs until stopped: tests/test_serve.py starts it and runs the README's curl lines")
     # `tcpkb build` and a verify run must not touch the checkout's database or results.

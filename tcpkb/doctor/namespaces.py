@@ -97,7 +97,13 @@ def resolve(spec: str) -> dict:
         path = f"/proc/{spec}/ns/net"
     else:
         path = f"{RUN_NETNS}/{spec}"
-    inode = _inode(path)
+    try:
+        inode = os.stat(path).st_ino
+    except PermissionError:
+        raise NoNamespace(f"--netns {spec}: not allowed to read {path} (reading another "
+                          "namespace needs root)") from None
+    except OSError:
+        inode = None
     if inode is None:
         where = {f"/proc/{spec}/ns/net": f"no process {spec}", f"{RUN_NETNS}/{spec}":
                  f"no namespace named {spec} in {RUN_NETNS}"}.get(path, f"no such file {path}")

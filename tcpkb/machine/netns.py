@@ -154,7 +154,8 @@ def in_namespace_at(path: str, fn, timeout: float = 10.0):
         try:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
-                raise IsolationError(f"cannot enter the network namespace {path}: {os.strerror(err)}")
+                why = " (setns() needs CAP_SYS_ADMIN: run as root)" if err == errno_mod.EPERM else ""
+                raise IsolationError(f"cannot enter the network namespace {path}: {os.strerror(err)}{why}")
         finally:
             os.close(fd)
 
