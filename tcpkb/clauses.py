@@ -22,6 +22,7 @@ CLAUSE = re.compile(r"[:;,()\[\]{}'\"=]|\s-\s|\.\s")
 
 
 def fragments(message: str) -> list[str]:
+    message = message.replace("\u2019", "'")  # a typographic apostrophe splits like a plain one
     parts = [p.strip(EDGE).lower() for chunk in VARIABLE.split(message) for p in CLAUSE.split(chunk)]
     return [p for p in parts if sum(ch.isalpha() for ch in p) >= 3]
 
