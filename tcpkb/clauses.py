@@ -15,7 +15,7 @@ VARIABLE = re.compile(
     r"|\d+(?:\.\d+)+(?::\d+)?"                    # IPv4 (with port), versions
     r"|0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b"           # hex
     r"|-?\d+")                                    # numbers
-EDGE = " \t.,;:!?'\"()[]{}<>=-_/\\|*`"
+EDGE = " \t.,;:!?'\"()[]{}<>=-_/\\|*`。"  # 。 ends a Chinese or Japanese sentence
 # Clause boundaries: a message's fragments are its clauses, so the words that
 # identify it ("Connection reset") still match when the wrapper differs.
 CLAUSE = re.compile(r"[:;,()\[\]{}'\"=]|\s-\s|\.\s")

@@ -34,12 +34,12 @@ _NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is
     (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's, not errno
     (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None),
     (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None),
-    (re.compile(r"\(os error (\d+)\)"), "Rust's (os error N)", None),
+    (re.compile(r"\bos error (\d+)\b"), "Rust's (os error N)", None),
     (re.compile(r"\berrno[:=]? ?(-?\d+)"), "errno N", None),  # Node's errno: -4077, C's errno=104
     (re.compile(r"SocketException \((\d+)\)"), ".NET SocketException (N)", "windows"),
     (re.compile(r"\b(?:NativeErrorCode|SocketErrorCode|ErrorCode)\s*[:=]?\s*(\d{5})\b"),
      ".NET's ErrorCode N", "windows"),
-    (re.compile(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?:? ?#?(\d{5})\b"), "socket error N", "windows"),
+    (re.compile(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows"),
     (re.compile(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None),
     (re.compile(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None),
 ]
@@ -52,6 +52,11 @@ _STATUS_ECHO = re.compile(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(
 # "killed by signal 13", "terminated by signal 13", "exited on signal 13", "signal: 13"
 _SIGNAL_NUMBER = re.compile(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exited on|received|got|by)"
                             r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
+# Words that put a general errno on a socket, a pipe, a descriptor or non-blocking I/O ("connect: …",
+# "read: …", BlockingIOError)
+_NETWORK_WORDS = re.compile(r"sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
+                            r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
+                            re.I)
 # A process the kernel or a supervisor killed: its memory is not an errno a call returned.
 _KILLED = re.compile(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
                      r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
@@ -130,7 +135,10 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
         if hits[-1][0] < 0:
             continue
         vendor = source.startswith("vocab:")
-        if source != "note" and not vendor and not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
+        # a C library's bare message ends its clause; Windows' sentences are followed by more
+        # (.NET appends the endpoint), and a vendor's phrase is matched as a note's is
+        if (source in ("glibc", "musl") or source.startswith("glibc:")) and \
+                not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
@@ -395,6 +403,8 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     if _KILLED.search(text):  # killed for its memory: a signal, not the ENOMEM a call returns
         _drop_unless_named(found, "errno:ENOMEM")
     _number_after_message(conn, text, found)
+    if not _NETWORK_WORDS.search(text):
+        _general_errnos_guessed(conn, found)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
     quiet = {r[0] for r in conn.execute(
@@ -439,6 +449,18 @@ def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> N
             if ev["rule"] in ("message", "vocabulary") and any(
                     other != item["id"] and at >= end and "\n" not in text[end:at] for at, other in numbers):
                 item["scores"][i] *= 0.4
+
+
+def _general_errnos_guessed(conn: sqlite3.Connection, found: dict) -> None:
+    """The general errnos (asm-generic/errno-base.h, 1 to 34: "No such file or directory",
+    "Permission denied") quoted by their message alone in a text that says nothing of a socket
+    (gcc's "main.c: No such file or directory", npm's "errno 1") are a guess, not an answer: kept
+    under CONFIDENT. Named (EMFILE) or in a socket's words, they answer as any errno does."""
+    general = {r[0] for r in conn.execute(
+        "select entry_id from errno_numbers where platform = 'linux' and number <= 34")}
+    for item in found.values():
+        if item["id"] in general and all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
+            item["scores"] = [min(max(item["scores"]), CONFIDENT - 0.05)]
 
 
 def _drop_unless_named(found: dict, entry_id: str) -> None:
