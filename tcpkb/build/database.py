@@ -100,6 +100,7 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path, proof: Proof)
     for row, frags in zip(rows["messages"], fragment_table(
             [(m["entry_id"], m["text"]) for m in rows["messages"]])):
         row["fragments"] = json.dumps(frags, ensure_ascii=False)
+        row["last"] = frags[-1][0] if frags else None  # the clause explain looks for first, in SQL
     for table, batch in rows.items():
         if batch:
             db[table].insert_all(batch)

@@ -21,10 +21,10 @@ COMMON = {
     # and vendors' phrases from data/vocab/ (their reason, and a confidence where the phrase
     # only suggests the entry)
     "messages": ({"entry_id": str, "text": str, "source": str, "deadline": bool, "fragments": str,
-                  "reason": str, "confidence": float}, None),
+                  "last": str, "reason": str, "confidence": float}, None),
     # data/vocab/: where a vendor's codes stand in a line (a regex with a `term` group), and
     # what each code means
-    "vocab_forms": ({"vocabulary": str, "pattern": str, "what": str, "split": str}, None),
+    "vocab_forms": ({"vocabulary": str, "pattern": str, "what": str, "split": str, "needs": str}, None),
     "vocab_terms": ({"vocabulary": str, "term": str, "entry_id": str, "reason": str, "source": str,
                      "confidence": float, "deadline": bool}, None),
     "links": ({"src": str, "dst": str, "position": int}, None),

@@ -1,9 +1,10 @@
 """data/vocab/*.json -> rows explain reads: vendors' codes and phrases that never name an errno.
 
 A vocabulary file is {"vocabulary", "vendor", "_source", "forms", "items", "phrases"}:
-- forms: where the vendor's codes stand in a line, [{pattern, what, split?}]; `pattern` is a
-  regular expression with a named group `term` (Envoy's flags after the status code, HAProxy's
-  termination state before its counters);
+- forms: where the vendor's codes stand in a line, [{pattern, what, split?, needs?}]; `pattern`
+  is a regular expression with a named group `term` (Envoy's flags after the status code,
+  HAProxy's termination state before its counters); `needs` lists literals one of which the text
+  must hold before the pattern is even compiled (explain runs as a whole process per line);
 - items: [{term, entry, reason, source, confidence?, deadline?}], a code and the entry it means;
 - phrases: [{text, entry, reason, source, confidence?, deadline?}], a driver's or proxy's own
   wording, matched clause by clause like any message.
@@ -38,8 +39,11 @@ def vocab_rows(paths: list[str], entry_ids: set[str]) -> dict[str, list[dict]]:
                     raise VocabError(f"{path}: form {form['pattern']!r} has no (?P<term>…) group")
             except re.error as exc:
                 raise VocabError(f"{path}: form {form['pattern']!r} is not a regular expression ({exc})") from None
+            needs = form.get("needs") or []
+            if not isinstance(needs, list) or not all(isinstance(n, str) and n for n in needs):
+                raise VocabError(f"{path}: form {form['pattern']!r}: needs is a list of literal strings")
             rows["vocab_forms"].append({"vocabulary": name, "pattern": form["pattern"], "what": form["what"],
-                                        "split": form.get("split", "")})
+                                        "split": form.get("split", ""), "needs": json.dumps(needs)})
         for item in _known(path, data.get("items") or [], entry_ids):
             rows["vocab_terms"].append({
                 "vocabulary": name, "term": item["term"], "entry_id": item["entry"], "reason": item["reason"],

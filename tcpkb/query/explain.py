@@ -125,12 +125,12 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
     pasted_numbers = _context_numbers(text)
     best: dict[str, float] = {}
     hits_all: list[tuple[str, list[int], float, dict]] = []
+    # the error itself comes last ("...: Connection refused"): without it, no match; SQLite
+    # finds those few messages, so only they are parsed
     for entry_id, message, source, deadline, fragments, reason, confidence in conn.execute(
-            "select entry_id, text, source, deadline, fragments, reason, confidence from messages"):
+            "select entry_id, text, source, deadline, fragments, reason, confidence from messages "
+            "where last is not null and instr(?, last) > 0", (lowered,)):
         frags = json.loads(fragments)
-        # the error itself comes last ("...: Connection refused"): without it, no match
-        if not frags or frags[-1][0] not in lowered:
-            continue
         hits = _find_in_order(lowered, [f for f, _ in frags])
         if hits[-1][0] < 0:
             continue
@@ -270,7 +270,10 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
                                               detail=f"nstat's name for {row[0]}"))
     spans: set[tuple[int, int]] = set()
     rows = conn.execute("select id, netstat from counters where netstat is not null").fetchall()
+    lowered = text.lower()
     for entry_id, sentence in sorted(rows, key=lambda r: PREFERRED.index(group_of(r[0][8:]))):
+        if max(re.split(r"\bN\b", sentence), key=len).strip().lower() not in lowered:
+            continue  # its longest literal part is missing: no regex to build for it
         for m in wording_pattern(sentence).finditer(text):
             if (m.start(), m.end()) in spans:
                 continue  # Udp and UdpLite print the same sentence: the likelier group answers
@@ -303,8 +306,12 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
 def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
     """Vendors' codes where their formats put them (data/vocab/): Chromium's ERR_*, Envoy's
     flags and reset reasons, HAProxy's termination states, Erlang's {error, Reason} …"""
-    for vocabulary, pattern, what, split in conn.execute(
-            "select vocabulary, pattern, what, split from vocab_forms"):
+    import json
+
+    for vocabulary, pattern, what, split, needs in conn.execute(
+            "select vocabulary, pattern, what, split, needs from vocab_forms"):
+        if needs != "[]" and not any(n in text for n in json.loads(needs)):
+            continue  # none of the literals the form needs: no regex to compile
         for m in re.finditer(pattern, text):
             start = m.start("term")
             for term in (m.group("term").split(split) if split else [m.group("term")]):
@@ -491,14 +498,15 @@ NO_MATCH = "no entry matches this text with confidence: it does not look like a 
 
 
 def explained(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
-    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web."""
-    from .lookup import entry
-
+    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web
+    (read directly: the whole entry, with its links and proof, is more than a match shows)."""
     out = []
     for m in explain(conn, text, limit):
-        e = entry(conn, m["id"])
-        out.append({**m, "title": e["title"], "summary": e["summary"],
-                    "summary_zh": e["summary_zh"], "sections": e["sections"]})
+        title, summary, summary_zh = conn.execute(
+            "select title, summary, summary_zh from entries where id = ?", (m["id"],)).fetchone()
+        sections = dict(conn.execute("select slug, markdown from sections where entry_id = ? order by position",
+                                     (m["id"],)).fetchall())
+        out.append({**m, "title": title, "summary": summary, "summary_zh": summary_zh, "sections": sections})
     return out
 
 
