@@ -272,3 +272,9 @@ def test_windows_texts_each_cite_a_thread():
     assert len(items) >= 15
     for item in items:
         assert item["source"].startswith("https://") and item["text"].strip() and 10000 < item["code"] < 11100
+
+
+@pytest.mark.parametrize("text", ["[Errno 99999999999999999999999]", "[WinError 99999999999999999999999]",
+                                  "errno=-99999999999999999999999", "signal 99", '"GET" 503 UF,,URX x', "{error,}"])
+def test_numbers_and_codes_out_of_any_range_match_nothing(conn, text):
+    assert explain(conn, text) == []

@@ -343,6 +343,8 @@ def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[
 def _number(conn: sqlite3.Connection, m: re.Match, what: str, platform: str | None, found: dict,
             by_message: dict[str, float], socket: set[str], bsd: bool) -> None:
     number = int(m.group(1))
+    if abs(number) > 1 << 31:
+        return  # no platform's errno; and SQLite could not even take it as a parameter
     rows = conn.execute("select entry_id, platform from errno_numbers where number = ?", (number,)).fetchall()
     if number < 0:  # -errno from a system call, or a libuv code on Windows
         rows = [r for r in rows if r[1] == "libuv"] or conn.execute(
