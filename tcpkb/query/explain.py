@@ -30,7 +30,7 @@ _STATE_COUNT = re.compile(r"(?m)^[ \t]*(\d+)[ \t]+" + _STATE.pattern + r"[ \t]*$
 _SS_SUMMARY = re.compile(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
 _SYSCTL = re.compile(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
 _NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is -errno only where libuv says so
-    (re.compile(r"\[WinError (\d+)\]"), "Python's [WinError N]", "windows"),
+    (re.compile(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows"),
     (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's, not errno
     (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None),
     (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None),
@@ -464,11 +464,14 @@ def _general_errnos_guessed(conn: sqlite3.Connection, found: dict) -> None:
     """The general errnos (asm-generic/errno-base.h, 1 to 34: "No such file or directory",
     "Permission denied") quoted by their message alone in a text that says nothing of a socket
     (gcc's "main.c: No such file or directory", npm's "errno 1") are a guess, not an answer: kept
-    under CONFIDENT. Named (EMFILE) or in a socket's words, they answer as any errno does."""
+    under CONFIDENT. Named (EMFILE), in a socket's words or as a Windows Sockets code or message
+    (WSAEACCES), they answer as any errno does."""
     general = {r[0] for r in conn.execute(
         "select entry_id from errno_numbers where platform = 'linux' and number <= 34")}
     for item in found.values():
-        if item["id"] in general and all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
+        windows = any("Windows' message" in e["detail"] or "on windows" in e["detail"] for e in item["evidence"])
+        if item["id"] in general and not windows and \
+                all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
             item["scores"] = [min(max(item["scores"]), CONFIDENT - 0.05)]
 
 
