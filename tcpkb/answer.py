@@ -185,27 +185,28 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
 
     if text is None or text == "-":
         if sys.stdin.isatty():
-            output.fail("give the error text as an argument, or pipe it in")
-            return 2
+            return _failed("give the error text as an argument, or pipe it in", as_json, 2)
         # a log may hold bytes that are not UTF-8: they are replaced, never a reason to fail
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
     if not text.strip():
-        output.fail("the text is empty")
-        return 2
+        return _failed("the text is empty", as_json, 2)
     matched: list = []
 
     def action(conn: sqlite3.Connection) -> None:
-        from .query.explain import explained, public
+        from .query.explain import NO_MATCH, explained, public
 
         matched.extend(explained(conn, text, limit))
-        if as_json:
+        if as_json:  # one document in every case: a miss is {"matches": [...], "error"}
             output.print_json(public(matched))
-        elif matched:
+            return
+        if matched:
             output.print_explained(matched)
-        if not matched:
-            raise lookup.NotFound("no entry matches this text: it does not look like a socket error")
+        if not any(m["confident"] for m in matched):
+            raise lookup.NotFound(NO_MATCH)
 
-    return run(action, as_json)
+    status = run(action, as_json)
+    # a low-confidence answer is shown, marked, but names no entry: exit 1 as a miss does
+    return 1 if status == 0 and not any(m["confident"] for m in matched) else status
 
 
 def ensure_db() -> str:

@@ -15,13 +15,14 @@ VARIABLE = re.compile(
     r"|\d+(?:\.\d+)+(?::\d+)?"                    # IPv4 (with port), versions
     r"|0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b"           # hex
     r"|-?\d+")                                    # numbers
-EDGE = " \t.,;:!?'\"()[]{}<>=-_/\\|*`"
+EDGE = " \t.,;:!?'\"()[]{}<>=-_/\\|*`。"  # 。 ends a Chinese or Japanese sentence
 # Clause boundaries: a message's fragments are its clauses, so the words that
 # identify it ("Connection reset") still match when the wrapper differs.
 CLAUSE = re.compile(r"[:;,()\[\]{}'\"=]|\s-\s|\.\s")
 
 
 def fragments(message: str) -> list[str]:
+    message = message.replace("\u2019", "'")  # a typographic apostrophe splits like a plain one
     parts = [p.strip(EDGE).lower() for chunk in VARIABLE.split(message) for p in CLAUSE.split(chunk)]
     return [p for p in parts if sum(ch.isalpha() for ch in p) >= 3]
 

@@ -19,7 +19,7 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.realpath(__file__))
-SCHEMA = 4  # the database's layout: bump when a table or column changes
+SCHEMA = 5  # the database's layout: bump when a table or column changes
 # The first line of this project's kb/README.md: how a checkout is told from any other kb/.
 KB_README_MARK = b"# Writing a note\n\nEvery entry of tcpkb is"
 
@@ -101,7 +101,19 @@ def site_dir() -> str:
 
 
 def message_files() -> list[str]:
-    folder = messages_dir()
+    return _json_files(messages_dir())
+
+
+def vocab_dir() -> str:
+    """Vendors' vocabularies (browser error codes, proxy flags, driver wordings) -> entries."""
+    return os.path.join(_data_root(), "vocab")
+
+
+def vocab_files() -> list[str]:
+    return _json_files(vocab_dir())
+
+
+def _json_files(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".json"))
@@ -156,7 +168,7 @@ def _sources(kb: str | os.PathLike) -> list[tuple[str, str]]:
     in different places have the same key."""
     notes = [(f"kb/{rel}", os.path.join(kb, rel)) for rel in note_names(kb)]
     return notes + [(f"data/{os.path.basename(os.path.dirname(p))}/{os.path.basename(p)}", p)
-                    for p in result_files() + message_files()]
+                    for p in result_files() + message_files() + vocab_files()]
 
 
 def content_hash(kb: str | os.PathLike) -> str:
@@ -184,7 +196,7 @@ def signature(kb: str | os.PathLike) -> str:
             if kind.is_dir():
                 with os.scandir(kind.path) as files:
                     stats += [(kind.name + "/" + f.name, f.stat()) for f in files if f.name.endswith(".md")]
-    stats += [(p, os.stat(p)) for p in result_files() + message_files()]
+    stats += [(p, os.stat(p)) for p in result_files() + message_files() + vocab_files()]
     text = repr(sorted((name, st.st_size, st.st_ino, st.st_mtime_ns) for name, st in stats)).encode()
     return f"{SCHEMA}-{zlib.crc32(text):08x}{zlib.adler32(text):08x}-{len(text)}"
 

@@ -36,6 +36,16 @@ def db(kb_db):
     conn.close()
 
 
+@pytest.fixture(scope="session")
+def lookup_conn(kb_db):
+    """A connection to the session's database as the lookups open it (explain's tests)."""
+    from tcpkb.query import lookup
+
+    conn = lookup.connect(str(kb_db))
+    yield conn
+    conn.close()
+
+
 @pytest.fixture
 def base_kb(tmp_path) -> Path:
     """A copy of the small valid knowledge base the lint fixtures start from."""

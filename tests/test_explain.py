@@ -68,7 +68,7 @@ def test_every_piece_of_evidence_points_at_the_text_it_quotes(conn):
                 start, end = ev["span"]
                 assert e["text"][start:end] == ev["text"], ev
                 assert ev["rule"] in ("message", "deadline", "name", "state", "sysctl", "number",
-                                      "exit status")
+                                      "exit status", "signal", "vocabulary", "counter", "reason")
 
 
 @pytest.mark.parametrize("text, wanted, why", [

@@ -250,6 +250,20 @@ def test_search_and_explain_routes(web, cli):
     assert web.json("/explain.json?text=", 400)["error"]
 
 
+def test_explain_json_answers_as_the_cli_on_many_lines(web, cli):
+    """/explain.json and `tcpkb explain --json` on a few dozen lines: every family of the
+    evaluation and development sets, a no-match and a low-confidence guess among them."""
+    from .test_explain import EVAL
+    from .test_explain_world import NEGATIVES, VOCABULARY, WINDOWS
+
+    lines = ([e["text"] for e in EVAL[::12]] + [t for t, *_ in WINDOWS[::2] + VOCABULARY[::2]]
+             + NEGATIVES[:3] + ["Communications link failure", "[Errno 61]"])
+    assert len(lines) >= 36
+    for text in lines:
+        got = web.json(f"/explain.json?text={quote(text)}")
+        assert got == json.loads(cli("explain", text, "--json").stdout), text
+
+
 def test_home_page_counts_come_from_the_database(web, db):
     page = web.html("/")
     n = db.execute("select count(*) from entries where kind = 'sysctl'").fetchone()[0]

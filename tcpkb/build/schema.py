@@ -18,14 +18,22 @@ COMMON = {
                  ("entry_id", "slug")),
     "aliases": ({"entry_id": str, "alias": str}, None),
     # seen_as texts, glibc messages, and translated or other-libc messages from data/messages/
-    "messages": ({"entry_id": str, "text": str, "source": str, "deadline": bool, "fragments": str}, None),
+    # and vendors' phrases from data/vocab/ (their reason, and a confidence where the phrase
+    # only suggests the entry)
+    "messages": ({"entry_id": str, "text": str, "source": str, "deadline": bool, "fragments": str,
+                  "last": str, "reason": str, "confidence": float}, None),
+    # data/vocab/: where a vendor's codes stand in a line (a regex with a `term` group), and
+    # what each code means
+    "vocab_forms": ({"vocabulary": str, "pattern": str, "what": str, "split": str, "needs": str}, None),
+    "vocab_terms": ({"vocabulary": str, "term": str, "entry_id": str, "reason": str, "source": str,
+                     "confidence": float, "deadline": bool}, None),
     "links": ({"src": str, "dst": str, "position": int}, None),
     # a value per kernel: a note's per-range value (source "note") or what a check read on a
     # kernel (source "observed"); value is JSON, kernels a JSON list of ranges or releases
     "facts_by_kernel": ({"entry_id": str, "field": str, "value": str, "kernels": str, "source": str}, None),
 }
 ENTRY_COLUMNS = ("entry_id", "src", "dst")
-INDEXES = (("aliases", "alias"), ("aliases", "entry_id"), ("messages", "entry_id"), ("links", "src"),
+INDEXES = (("aliases", "alias"), ("aliases", "entry_id"), ("messages", "entry_id"), ("links", "src"), ("vocab_terms", "term"),
            ("verifications", "entry_id"), ("scenario_entries", "entry_id"), ("facts_by_kernel", "entry_id"))
 
 

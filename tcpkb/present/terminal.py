@@ -264,7 +264,8 @@ def _first_items(markdown: str, most: int = 3) -> list[str]:
 def print_explained(matches: list[dict]) -> None:
     best, rest = matches[0], matches[1:]
     for m in [best] + [r for r in rest if r["score"] >= 0.6]:
-        echo(f"{accent(m['id'])}  {bold(m['title'])}  {dim('confidence')} {m['score']:.2f}")
+        low = "" if m.get("confident", True) else "  " + style("(low confidence: a guess, not an answer)", "33")
+        echo(f"{accent(m['id'])}  {bold(m['title'])}  {dim('confidence')} {m['score']:.2f}{low}")
         for ev in m["evidence"][:4]:
             echo(f"  {dim('matched')} {style(repr(ev['text']), '33')} {dim('→')} {ev['detail']}")
         if m["deadline"]:

@@ -17,26 +17,60 @@ from ..clauses import weight
 
 MAX_TEXT = 200_000  # characters; a pasted log, not a disk image
 THRESHOLD = 0.3  # below this an entry is not named at all
+# The contract for text that is not a socket error: a match under CONFIDENT is still shown, marked
+# low-confidence ("confident": false), and the exit status says no entry was named (1).
+CONFIDENT = 0.5
 
 _NAME = re.compile(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
                    r"|(?<=:)(e[a-z]{4,})\b")  # Erlang and Elixir spell them as atoms: :econnreset
 _STATE = re.compile(r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
                     r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
+_STATE_COUNT = re.compile(r"(?m)^[ \t]*(\d+)[ \t]+" + _STATE.pattern + r"[ \t]*$"
+                          r"|^[ \t]*" + _STATE.pattern + r"[ \t]*[:=]?[ \t]*(\d+)[ \t]*$")
 _SS_SUMMARY = re.compile(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
 _SYSCTL = re.compile(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
-_NUMBERS = [  # (pattern, what it is) — the number group is 1; -N is -errno only where libuv says so
-    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]"),  # [Errno -2] is getaddrinfo's, not errno
-    (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)"),
-    (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }"),
-    (re.compile(r"\berrno[:=]? ?(-?\d+)"), "errno N"),  # Node's errno: -4077, C's errno=104
-    (re.compile(r"SocketException \((\d+)\)"), ".NET SocketException (N)"),
-    (re.compile(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N"),
-    (re.compile(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line"),
+_NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is -errno only where libuv says so
+    (re.compile(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows"),
+    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's, not errno
+    (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None),
+    (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None),
+    (re.compile(r"\bos error (\d+)\b"), "Rust's (os error N)", None),
+    (re.compile(r"\berrno[:=]? ?(-?\d+)"), "errno N", None),  # Node's errno: -4077, C's errno=104
+    (re.compile(r"SocketException \((\d+)\)"), ".NET SocketException (N)", "windows"),
+    (re.compile(r"\b(?:NativeErrorCode|SocketErrorCode|ErrorCode)\s*[:=]?\s*(\d{5})\b"),
+     ".NET's ErrorCode N", "windows"),
+    (re.compile(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows"),
+    (re.compile(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None),
+    (re.compile(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None),
 ]
-_EXIT = re.compile(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error)\s*:?\s*(1[2-5]\d)\b",
-                   re.I)  # `make: *** [x] Error 141` too
+# Where a process on macOS or FreeBSD printed the text: its errno numbers are the BSD ones.
+_BSD_HINT = re.compile(r"/Users/|/opt/homebrew|/Library/|\.framework/|\b(?:[Dd]arwin|macOS|Mac OS X|FreeBSD|OpenBSD)\b")
+_EXIT = re.compile(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
+                   r"\s*[:=]?\s*(1[2-5]\d)\b", re.I)  # `make: *** [x] Error 141`, `exit 141`, `status=141`
+# `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status alone on a line below it
+_STATUS_ECHO = re.compile(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(1[2-5]\d)[ \t]*(?:\n|$)")
+# "killed by signal 13", "terminated by signal 13", "exited on signal 13", "signal: 13"
+_SIGNAL_NUMBER = re.compile(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exited on|received|got|by)"
+                            r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
+# Words that put a general errno on a socket, a pipe, a descriptor or non-blocking I/O ("connect: …",
+# "read: …", BlockingIOError)
+_NETWORK_WORDS = re.compile(r"sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
+                            r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
+                            re.I)
+# A process the kernel or a supervisor killed: its memory is not an errno a call returned.
+_KILLED = re.compile(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
+                     r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
 # A shell's job report: "bash: line 1:  4821 Broken pipe    yes" names the signal by its description.
 _JOB = re.compile(r"(?:^|\n)[^\n]*?\b\d+ +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
+
+
+def _state_counts(text: str) -> dict[str, int]:
+    """States a listing counts: `sort | uniq -c` ("  1200 TIME_WAIT") or "TIME_WAIT 1200" / ": 1200"."""
+    counts: dict[str, int] = {}
+    for m in _STATE_COUNT.finditer(text):
+        key = re.sub(r"[-_]", "", (m.group(2) or m.group(3)).upper())
+        counts[key] = counts.get(key, 0) + int(m.group(1) or m.group(4))
+    return counts
 
 
 def _find_in_order(lowered: str, frags: list[str]) -> list[tuple[int, str]]:
@@ -71,7 +105,7 @@ def _ends_clause(text: str, end: int) -> bool:
 
 
 def _context_numbers(text: str) -> set[int]:
-    return {int(m.group(1)) for pattern, _ in _NUMBERS for m in pattern.finditer(text) if m.group(1)}
+    return {int(m.group(1)) for pattern, _, _ in _NUMBERS for m in pattern.finditer(text) if m.group(1)}
 
 
 class Evidence(dict):
@@ -91,16 +125,20 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
     pasted_numbers = _context_numbers(text)
     best: dict[str, float] = {}
     hits_all: list[tuple[str, list[int], float, dict]] = []
-    for entry_id, message, source, deadline, fragments in conn.execute(
-            "select entry_id, text, source, deadline, fragments from messages"):
+    # the error itself comes last ("...: Connection refused"): without it, no match; SQLite
+    # finds those few messages, so only they are parsed
+    for entry_id, message, source, deadline, fragments, reason, confidence in conn.execute(
+            "select entry_id, text, source, deadline, fragments, reason, confidence from messages "
+            "where last is not null and instr(?, last) > 0", (lowered,)):
         frags = json.loads(fragments)
-        # the error itself comes last ("...: Connection refused"): without it, no match
-        if not frags or frags[-1][0] not in lowered:
-            continue
         hits = _find_in_order(lowered, [f for f, _ in frags])
         if hits[-1][0] < 0:
             continue
-        if source != "note" and not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
+        vendor = source.startswith("vocab:")
+        # a C library's bare message ends its clause; Windows' sentences are followed by more
+        # (.NET appends the endpoint), and a vendor's phrase is matched as a note's is
+        if (source in ("glibc", "musl") or source.startswith("glibc:")) and \
+                not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
@@ -112,14 +150,20 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
                 and not own & pasted_numbers:
             continue  # same words, another errno number: "(111)" is not "(113)"
         score = 0.45 + 0.5 * coverage * min(1.0, raw / 25)
+        if confidence is not None:  # a vendor's phrase that only suggests the entry
+            score = min(score, confidence)
         if deadline:
             score -= 0.02  # a kernel message for the same words wins a tie
         start = min(at for at, _ in found_frags)
         end = max(at + len(f) for at, f in found_frags)
-        evidence = Evidence(
-            rule="deadline" if deadline else "message", span=[start, end], text=text[start:end],
-            detail=f"{'an application deadline' if deadline else 'the message'} "
-                   f"{message!r} ({_source(source)})")
+        if vendor:
+            evidence = Evidence(rule="vocabulary", span=[start, end], text=text[start:end], deadline=bool(deadline),
+                                detail=f"{source[6:]}: {message!r}, {reason}")
+        else:
+            evidence = Evidence(
+                rule="deadline" if deadline else "message", span=[start, end], text=text[start:end],
+                detail=f"{'an application deadline' if deadline else 'the message'} "
+                       f"{message!r} ({_source(source)})")
         hits_all.append((entry_id, [start, end], score, evidence))
     # A message inside a longer one another entry matched is that entry's ("Too many open
     # files" within "Too many open files in system"); then keep each entry's best few.
@@ -143,6 +187,8 @@ def _source(source: str) -> str:
         return "as people paste it"
     if source.startswith("glibc:"):
         return f"glibc's translation, {source.split(':', 1)[1]}"
+    if source.startswith("windows:"):
+        return f"Windows' message, {source.split(':', 1)[1]}"
     return {"glibc": "glibc's strerror", "musl": "musl's strerror"}.get(source, source)
 
 
@@ -161,6 +207,8 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
     for m in _STATE.finditer(text):
         key = re.sub(r"[-_]", "", m.group(1).upper())
         states.setdefault(key, []).append(m)
+    counts = _state_counts(text)
+    most = max(counts.values(), default=0)
     for key, matches in states.items():
         row = conn.execute(
             "select id from states where replace(replace(name, '_', ''), '-', '') = ?1 "
@@ -170,10 +218,15 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
             continue
         # An ss table is full of ESTAB and LISTEN; only the states that pile up mean trouble.
         common = row[0] in ("state:ESTABLISHED", "state:LISTEN")
-        score = 0.2 if common else min(0.9, 0.5 + 0.04 * len(matches))
         m = matches[0]
+        if key in counts:  # a listing with counts (uniq -c, "TIME_WAIT 1200"): the largest pile first
+            score = 0.2 if common else 0.5 + 0.4 * counts[key] / most
+            detail = f"{counts[key]} socket(s) in {row[0].split(':')[1]}, as the listing counts them"
+        else:
+            score = 0.2 if common else min(0.9, 0.5 + 0.04 * len(matches))
+            detail = f"{len(matches)} socket(s) in {row[0].split(':')[1]}"
         _add(found, row[0], score, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(1),
-                                            detail=f"{len(matches)} socket(s) in {row[0].split(':')[1]}"))
+                                            detail=detail))
     for m in _SS_SUMMARY.finditer(text):
         state = {"timewait": "state:TIME_WAIT", "synrecv": "state:SYN_RECV"}.get(m.group(1))
         count = int(m.group(2))
@@ -217,7 +270,10 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
                                               detail=f"nstat's name for {row[0]}"))
     spans: set[tuple[int, int]] = set()
     rows = conn.execute("select id, netstat from counters where netstat is not null").fetchall()
+    lowered = text.lower()
     for entry_id, sentence in sorted(rows, key=lambda r: PREFERRED.index(group_of(r[0][8:]))):
+        if max(re.split(r"\bN\b", sentence), key=len).strip().lower() not in lowered:
+            continue  # its longest literal part is missing: no regex to build for it
         for m in wording_pattern(sentence).finditer(text):
             if (m.start(), m.end()) in spans:
                 continue  # Udp and UdpLite print the same sentence: the likelier group answers
@@ -247,59 +303,117 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
                 break
 
 
+def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
+    """Vendors' codes where their formats put them (data/vocab/): Chromium's ERR_*, Envoy's
+    flags and reset reasons, HAProxy's termination states, Erlang's {error, Reason} …"""
+    import json
+
+    for vocabulary, pattern, what, split, needs in conn.execute(
+            "select vocabulary, pattern, what, split, needs from vocab_forms"):
+        if needs != "[]" and not any(n in text for n in json.loads(needs)):
+            continue  # none of the literals the form needs: no regex to compile
+        for m in re.finditer(pattern, text):
+            start = m.start("term")
+            for term in (m.group("term").split(split) if split else [m.group("term")]):
+                row = conn.execute("select entry_id, reason, source, confidence, deadline from vocab_terms "
+                                   "where term = ? and vocabulary = ?", (term, vocabulary)).fetchone()
+                at = text.find(term, start)
+                if row:
+                    entry_id, reason, source, confidence, deadline = row
+                    _add(found, entry_id, confidence, Evidence(
+                        rule="vocabulary", span=[at, at + len(term)], text=term, deadline=bool(deadline),
+                        detail=f"{what}: {term}, {reason} ({source})"))
+                start = at + len(term)
+
+
 def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
     """An errno number read where it stands, and on the platform the message points to."""
     done: set[int] = set()
-    for pattern, what in _NUMBERS:
+    socket = {r[0] for r in conn.execute("select id from errno where socket")}
+    bsd = bool(_BSD_HINT.search(text))
+    for pattern, what, platform in _NUMBERS:
         for m in pattern.finditer(text):
             if m.group(1) is None or m.start(1) in done:
                 continue
             done.add(m.start(1))
-            number = int(m.group(1))
-            rows = conn.execute("select entry_id, platform from errno_numbers where number = ?",
-                                (number,)).fetchall()
-            if number < 0:  # -errno from a system call, or a libuv code on Windows
-                rows = [r for r in rows if r[1] == "libuv"] or conn.execute(
-                    "select entry_id, platform from errno_numbers where number = ? and platform = 'linux'",
-                    (-number,)).fetchall()
-            platforms: dict[str, list[str]] = {}
-            for entry_id, platform in rows:
-                platforms.setdefault(entry_id, []).append(platform)
-            span, shown = [m.start(1), m.end(1)], m.group(1)
-            agreed = [e for e in platforms if e in by_message]
-            if agreed:  # the message says which platform's number this is
-                for entry_id in agreed:
-                    where = ", ".join(platforms[entry_id])
-                    _add(found, entry_id, 0.8, Evidence(
-                        rule="number", span=span, text=shown,
-                        detail=f"{what}: {number} is {entry_id.split(':')[1]} on {where}, as the message says"))
-                continue
-            default = "windows" if number >= 10000 else "libuv" if number <= -4000 else "linux"
-            for entry_id, where in platforms.items():
-                if default in where:
-                    _add(found, entry_id, 0.55, Evidence(
-                        rule="number", span=span, text=shown,
-                        detail=f"{what}: {abs(number) if default == 'linux' else number} is "
-                               f"{entry_id.split(':')[1]} on {default}"))
-    for m in _EXIT.finditer(text):
-        status = int(m.group(1))
+            _number(conn, m, what, platform, found, by_message, socket, bsd)
+    _statuses(conn, text, found)
+
+
+def _number(conn: sqlite3.Connection, m: re.Match, what: str, platform: str | None, found: dict,
+            by_message: dict[str, float], socket: set[str], bsd: bool) -> None:
+    number = int(m.group(1))
+    if abs(number) > 1 << 31:
+        return  # no platform's errno; and SQLite could not even take it as a parameter
+    rows = conn.execute("select entry_id, platform from errno_numbers where number = ?", (number,)).fetchall()
+    if number < 0:  # -errno from a system call, or a libuv code on Windows
+        rows = [r for r in rows if r[1] == "libuv"] or conn.execute(
+            "select entry_id, platform from errno_numbers where number = ? and platform = 'linux'",
+            (-number,)).fetchall()
+    platforms: dict[str, list[str]] = {}
+    for entry_id, where in rows:
+        platforms.setdefault(entry_id, []).append(where)
+    span, shown = [m.start(1), m.end(1)], m.group(1)
+    agreed = [e for e in platforms if e in by_message]
+    if agreed:  # the message says which platform's number this is
+        for entry_id in agreed:
+            where = ", ".join(platforms[entry_id])
+            _add(found, entry_id, 0.8, Evidence(
+                rule="number", span=span, text=shown,
+                detail=f"{what}: {number} is {entry_id.split(':')[1]} on {where}, as the message says"))
+        return
+    default = platform or ("windows" if number >= 10000 else "libuv" if number <= -4000 else "linux")
+    score = 0.7 if platform else 0.55  # a form only one platform prints says more than a bare number
+    linux = [e for e, where in platforms.items() if default in where]
+    if default == "linux" and not any(e in socket for e in linux):
+        # Linux's meaning is no socket error (54 is EXFULL): a client on macOS or FreeBSD printed it
+        for entry_id, where in platforms.items():
+            others = [w for w in where if w in ("darwin", "freebsd")]
+            if others and entry_id in socket:
+                _add(found, entry_id, 0.65 if bsd else 0.45, Evidence(
+                    rule="number", span=span, text=shown,
+                    detail=f"{what}: {number} is {entry_id.split(':')[1]} on {' and '.join(others)}"
+                           f"{' (the text names that system)' if bsd else ''}; on Linux it is no socket error"))
+        return
+    for entry_id in linux:
+        _add(found, entry_id, score, Evidence(
+            rule="number", span=span, text=shown,
+            detail=f"{what}: {abs(number) if default == 'linux' else number} is "
+                   f"{entry_id.split(':')[1]} on {default}"))
+
+
+def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
+    """A process killed by a signal: a shell's exit status 128 + N, or the signal's number."""
+    def signal(number: int, m: re.Match, group: int, score: float, detail: str) -> None:
         row = conn.execute("select entry_id from signal_numbers where platform = 'linux' and number = ?",
-                           (status - 128,)).fetchone()
+                           (number,)).fetchone()
         if row:
-            _add(found, row[0], 0.6, Evidence(rule="exit status", span=[m.start(1), m.end(1)],
-                                              text=m.group(1),
-                                              detail=f"exit status {status} = 128 + {status - 128}"))
+            _add(found, row[0], score, Evidence(rule="exit status" if "exit" in detail else "signal",
+                                                span=[m.start(group), m.end(group)], text=m.group(group),
+                                                detail=detail.format(name=row[0].split(':')[1])))
+    for m in [*_EXIT.finditer(text), *_STATUS_ECHO.finditer(text)]:
+        status = int(m.group(1))
+        signal(status - 128, m, 1, 0.6, f"exit status {status} = 128 + {status - 128}: killed by {{name}}")
+    for m in _SIGNAL_NUMBER.finditer(text):
+        group = 1 if m.group(1) else 2
+        signal(int(m.group(group)), m, group, 0.7, f"signal {m.group(group)} is {{name}} on Linux")
 
 
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     """The entries the text means, best first: [{id, score, evidence, deadline}]."""
     text = text[:MAX_TEXT]
-    lowered = text.lower()
+    lowered = text.lower().replace("\u2019", "'")  # Windows' French and Italian texts use ’
     found: dict[str, dict] = {}
     by_message = _messages(conn, text, lowered, found)
     _names(conn, text, found)
     _kernel_words(conn, text, found)
+    _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
+    if _KILLED.search(text):  # killed for its memory: a signal, not the ENOMEM a call returns
+        _drop_unless_named(found, "errno:ENOMEM")
+    _number_after_message(conn, text, found)
+    if not _NETWORK_WORDS.search(text):
+        _general_errnos_guessed(conn, found)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
     quiet = {r[0] for r in conn.execute(
@@ -314,29 +428,97 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
         score = round(1 - miss, 3)
         if score >= THRESHOLD:
             evidence = sorted(item["evidence"], key=lambda e: e["span"][0])
-            # an application's deadline when its message is the longest message that matched
-            said = [e for e in evidence if e["rule"] in ("message", "deadline")]
-            deadline = bool(said) and max(said, key=lambda e: len(e["text"]))["rule"] == "deadline"
-            out.append({"id": item["id"], "score": score, "evidence": evidence, "deadline": deadline})
+            out.append({"id": item["id"], "score": score, "evidence": evidence, "deadline": _deadline(evidence)})
+    _errno_before_its_knobs(conn, out)
+    for m in out:
+        m["confident"] = m["score"] >= CONFIDENT
     out.sort(key=lambda m: (-m["score"], m["id"]))
     return out[:limit]
 
 
-PUBLIC = ("id", "score", "evidence", "deadline", "title", "summary")  # a match in --json and the API
+def _deadline(evidence: list[dict]) -> bool:
+    """An application's deadline when its message (or vendor code) is the longest that matched."""
+    said = [e for e in evidence if e["rule"] in ("message", "deadline", "vocabulary")]
+    return bool(said) and bool(max(said, key=lambda e: len(e["text"])).get("deadline")
+                               or max(said, key=lambda e: len(e["text"]))["rule"] == "deadline")
+
+
+def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> None:
+    """A message that means one errno, then another socket errno's number later on its line
+    ("reset reason: connection failure, transport failure reason: delayed connect error: 113"):
+    the number is the more precise, so the words weigh less than it."""
+    socket = {r[0] for r in conn.execute("select id from errno where socket")}
+    numbers = [(e["span"][0], item["id"]) for item in found.values() if item["id"] in socket
+               for e in item["evidence"] if e["rule"] == "number"]
+    for item in found.values():
+        if not item["id"].startswith("errno:") or any(e["rule"] == "number" for e in item["evidence"]):
+            continue
+        for i, ev in enumerate(item["evidence"]):
+            end = ev["span"][1]
+            if ev["rule"] in ("message", "vocabulary") and any(
+                    other != item["id"] and at >= end and "\n" not in text[end:at] for at, other in numbers):
+                item["scores"][i] *= 0.4
+
+
+def _general_errnos_guessed(conn: sqlite3.Connection, found: dict) -> None:
+    """The general errnos (asm-generic/errno-base.h, 1 to 34: "No such file or directory",
+    "Permission denied") quoted by their message alone in a text that says nothing of a socket
+    (gcc's "main.c: No such file or directory", npm's "errno 1") are a guess, not an answer: kept
+    under CONFIDENT. Named (EMFILE), in a socket's words or as a Windows Sockets code or message
+    (WSAEACCES), they answer as any errno does."""
+    general = {r[0] for r in conn.execute(
+        "select entry_id from errno_numbers where platform = 'linux' and number <= 34")}
+    for item in found.values():
+        windows = any("Windows' message" in e["detail"] or "on windows" in e["detail"] for e in item["evidence"])
+        if item["id"] in general and not windows and \
+                all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
+            item["scores"] = [min(max(item["scores"]), CONFIDENT - 0.05)]
+
+
+def _drop_unless_named(found: dict, entry_id: str) -> None:
+    item = found.get(entry_id)
+    if item and not any(e["rule"] in ("name", "number") for e in item["evidence"]):
+        del found[entry_id]
+
+
+def _errno_before_its_knobs(conn: sqlite3.Connection, out: list[dict]) -> None:
+    """An errno the text names or quotes outranks the knobs its note relates to (and that relate
+    to it): the knob is what to turn next, not what happened."""
+    errnos = {m["id"]: m["score"] for m in out if m["id"].startswith("errno:")
+              and any(e["rule"] in ("name", "message", "number") for e in m["evidence"])}
+    if not errnos:
+        return
+    for m in out:
+        if m["id"].split(":")[0] not in ("sysctl", "sockopt"):
+            continue
+        linked = [r[0] for r in conn.execute(
+            "select dst from links where src = ?1 union select src from links where dst = ?1", (m["id"],))]
+        above = [errnos[e] for e in linked if e in errnos]
+        if above and m["score"] >= max(above):
+            m["score"] = round(max(above) - 0.01, 3)
+
+
+PUBLIC = ("id", "score", "confident", "evidence", "deadline", "title", "summary")  # a match in --json and the API
+NO_MATCH = "no entry matches this text with confidence: it does not look like a socket error"
 
 
 def explained(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
-    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web."""
-    from .lookup import entry
-
+    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web
+    (read directly: the whole entry, with its links and proof, is more than a match shows)."""
     out = []
     for m in explain(conn, text, limit):
-        e = entry(conn, m["id"])
-        out.append({**m, "title": e["title"], "summary": e["summary"],
-                    "summary_zh": e["summary_zh"], "sections": e["sections"]})
+        title, summary, summary_zh = conn.execute(
+            "select title, summary, summary_zh from entries where id = ?", (m["id"],)).fetchone()
+        sections = dict(conn.execute("select slug, markdown from sections where entry_id = ? order by position",
+                                     (m["id"],)).fetchall())
+        out.append({**m, "title": title, "summary": summary, "summary_zh": summary_zh, "sections": sections})
     return out
 
 
 def public(matches: list[dict]) -> dict:
-    """The JSON answer: {"matches": [{id, score, evidence, deadline, title, summary}]}."""
-    return {"matches": [{k: m[k] for k in PUBLIC} for m in matches]}
+    """The JSON answer, one document whatever matched: {"matches": [{id, score, confident, evidence,
+    deadline, title, summary}]}, with "error" when no match is confident."""
+    answer: dict = {"matches": [{k: m[k] for k in PUBLIC} for m in matches]}
+    if not any(m["confident"] for m in matches):
+        answer["error"] = NO_MATCH
+    return answer
