@@ -92,7 +92,8 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path, proof: Proof)
             rows.setdefault(table, []).extend(batch)
         for table, batch in KINDS[note.kind].rows(note, ctx).items():
             rows.setdefault(table, []).extend(batch)
-    _other_messages(rows, {n.meta["name"]: n.id for n in notes if n.kind == "errno"})
+    # errno and getaddrinfo names never collide (EAI_*), so one map serves both kinds' tables
+    _other_messages(rows, {n.meta["name"]: n.id for n in notes if n.kind in ("errno", "resolver")})
     # explain's matching data, computed once here rather than on every pasted line
     for row, frags in zip(rows["messages"], fragment_table(
             [(m["entry_id"], m["text"]) for m in rows["messages"]])):
@@ -164,7 +165,7 @@ def _other_messages(rows: dict[str, list[dict]], errnos: dict[str, str]) -> None
         if name == "libuv-windows":
             rows.setdefault("errno_numbers", []).extend([{"entry_id": errnos[e], "platform": "libuv", "name": "UV_" + e,
                                        "number": n} for e, n in data.items() if e in errnos])
-        elif name == "glibc-l10n":
+        elif name in ("glibc-l10n", "glibc-gai-l10n"):  # strerror's and gai_strerror's translations
             rows["messages"] += [{"entry_id": errnos[e], "text": t, "source": f"glibc:{lang}",
                                   "deadline": False}
                                  for lang, table in data.items() for e, t in table.items() if e in errnos]
