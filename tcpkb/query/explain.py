@@ -25,7 +25,7 @@ _STATE = re.compile(r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]
 _SS_SUMMARY = re.compile(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
 _SYSCTL = re.compile(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
 _NUMBERS = [  # (pattern, what it is) — the number group is 1; -N is -errno only where libuv says so
-    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]"),  # [Errno -2] is getaddrinfo's, not errno
+    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]"),  # [Errno -2] is getaddrinfo's: see _resolver
     (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)"),
     (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }"),
     (re.compile(r"\berrno[:=]? ?(-?\d+)"), "errno N"),  # Node's errno: -4077, C's errno=104
@@ -291,6 +291,39 @@ def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[
                                               detail=f"exit status {status} = 128 + {status - 128}"))
 
 
+# getaddrinfo's codes where programs print them: Python's gaierror ([Errno -2] on glibc and musl,
+# [Errno 8] on macOS, [Errno 11001] on Windows), libuv's errno (-3008) in Node.js, and the names
+# (EAI_AGAIN, Node's ENOTFOUND, WSAHOST_NOT_FOUND). Which number means what is the notes' data.
+_GAI_NUMBER = re.compile(r"\[Errno (-?\d+)\]|\berrno[:=]? ?(-3\d{3})\b")
+_GAI_NAME = re.compile(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
+
+
+def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
+    for m in _GAI_NUMBER.finditer(text):
+        number = int(m.group(1) or m.group(2))
+        rows = conn.execute("select entry_id, platform from resolver_numbers where number = ?",
+                            (number,)).fetchall()
+        agreed = [r for r in rows if r[0] in by_message]
+        # a bare number: glibc's when negative, libuv's at -3000 and below, Windows' from 11000;
+        # a small positive one is an errno unless the message says it is macOS's EAI code
+        default = "libuv" if number <= -3000 else "glibc" if number < 0 else "windows" if number > 11000 else None
+        chosen = agreed or [r for r in rows if r[1] == default]
+        group = 1 if m.group(1) else 2
+        for entry_id, platform in chosen:
+            _add(found, entry_id, 0.8 if agreed else 0.6, Evidence(
+                rule="number", span=[m.start(group), m.end(group)], text=m.group(group),
+                detail=f"{number} is getaddrinfo's {entry_id.split(':')[1]} on {platform}"
+                       + (", as the message says" if agreed else "")))
+    for m in _GAI_NAME.finditer(text):
+        row = conn.execute(
+            "select e.id from entries e where e.kind = 'resolver' and e.name = ?1 union all "
+            "select a.entry_id from aliases a join entries e on e.id = a.entry_id "
+            "where e.kind = 'resolver' and a.alias = ?1 limit 1", (m.group(1),)).fetchone()
+        if row:
+            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(1),
+                                               detail=f"{m.group(1)} names {row[0]}"))
+
+
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     """The entries the text means, best first: [{id, score, evidence, deadline}]."""
     text = text[:MAX_TEXT]
@@ -300,6 +333,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     _names(conn, text, found)
     _kernel_words(conn, text, found)
     _numbers(conn, text, found, by_message)
+    _resolver(conn, text, found, by_message)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
     quiet = {r[0] for r in conn.execute(
