@@ -5,15 +5,18 @@ process, which reads the configuration anew and prints the gaierror people paste
 
 from __future__ import annotations
 
+import ctypes
 import json
 import socket
 import subprocess
 import sys
 import time
 
-from .. import scenario
+from ... import sources
+from .. import check, scenario
 from ..dns import Responder, ResolverUnavailable, private_resolver
 from ..lab import Skip
+from .checks import _entries, _verdict
 
 # bounded: one try of one second per query, so silence costs a second and not ten
 RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
@@ -190,3 +193,31 @@ def resolver_argument_errors(lab):
     for r, (name, message) in zip(results, expected):
         expect_code(lab, r, name, message)
     lab.expect(asked == [], f"no query reached the name server ({asked})")
+
+
+@check(kind="resolver", claim="Each getaddrinfo code's number and message are the running glibc's (netdb.h and "
+             "gai_strerror()), and its numbers on musl, Windows and libuv are those of their headers.")
+def resolver_numbers_match_libc_and_headers(lab, db: str) -> list[dict]:
+    gai_strerror = ctypes.CDLL(None).gai_strerror
+    gai_strerror.restype = ctypes.c_char_p
+    tables = {"glibc": sources.eai_codes(sources.GLIBC_NETDB), "musl": sources.eai_codes(sources.MUSL_NETDB),
+              "windows": {k: v[1] for k, v in sources.windows_eai().items()},
+              "libuv": sources.libuv_eai()}
+    names = {k: v[0] for k, v in sources.windows_eai().items()}
+    out = []
+    for e in _entries(db, "resolver"):
+        name = e["name"]
+        expected = {"number": e["number"], "message": e["message"]}
+        observed = {"message": gai_strerror(e["number"]).decode()}
+        unchecked = []
+        for platform, table in tables.items():
+            key = "number" if platform == "glibc" else f"numbers.{platform}"
+            if not table:
+                unchecked.append(key)
+                continue
+            expected[key] = e["number"] if platform == "glibc" else e["numbers"].get(platform)
+            observed[key] = table.get(name)
+        if names:
+            expected["windows_name"], observed["windows_name"] = e["windows_name"], names.get(name)
+        out.append(_verdict(e["id"], expected, observed, unchecked))
+    return out
