@@ -314,14 +314,18 @@ def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict
                 rule="number", span=[m.start(group), m.end(group)], text=m.group(group),
                 detail=f"{number} is getaddrinfo's {entry_id.split(':')[1]} on {platform}"
                        + (", as the message says" if agreed else "")))
+    named: set[str] = set()
     for m in _GAI_NAME.finditer(text):
+        if m.group(1) in named:
+            continue  # Node names the code twice (message and code:), which is one piece of evidence
+        named.add(m.group(1))
         row = conn.execute(
-            "select e.id from entries e where e.kind = 'resolver' and e.name = ?1 union all "
-            "select a.entry_id from aliases a join entries e on e.id = a.entry_id "
+            "select e.id, 1 from entries e where e.kind = 'resolver' and e.name = ?1 union all "
+            "select a.entry_id, 0 from aliases a join entries e on e.id = a.entry_id "
             "where e.kind = 'resolver' and a.alias = ?1 limit 1", (m.group(1),)).fetchone()
-        if row:
-            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(1),
-                                               detail=f"{m.group(1)} names {row[0]}"))
+        if row:  # a program's own name for a code may stand for several (Node's ENOTFOUND): weaker
+            _add(found, row[0], 0.85 if row[1] else 0.6, Evidence(
+                rule="name", span=[m.start(), m.end()], text=m.group(1), detail=f"{m.group(1)} names {row[0]}"))
 
 
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
