@@ -108,14 +108,16 @@ def answer(packet: bytes, how: str, addresses: dict[int, bytes]) -> bytes | None
 
 
 class Responder:
-    """127.0.0.1:53 in this namespace, answering each name as `script` says ({name: how}; any
-    other name gets NXDOMAIN), and recording the questions as (name, type) in `asked`."""
+    """127.0.0.1:53 (or `bind`:53) in this namespace, answering each name as `script` says
+    ({name: how}; any other name gets NXDOMAIN), and recording the questions as (name, type)
+    in `asked`."""
 
-    def __init__(self, script: dict[str, str], addresses: dict[str, dict[int, bytes]] | None = None):
+    def __init__(self, script: dict[str, str], addresses: dict[str, dict[int, bytes]] | None = None,
+                 bind: str = "127.0.0.1"):
         self.script, self.addresses = script, addresses or {}
         self.asked: list[tuple[str, str]] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 53))
+        self.sock.bind((bind, 53))
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name="dns-responder", daemon=True)
         self._thread.start()

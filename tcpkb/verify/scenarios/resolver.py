@@ -13,6 +13,7 @@ import sys
 import time
 
 from ... import sources
+from ...machine.netns import add_ipv4
 from .. import check, scenario
 from ..dns import Responder, ResolverUnavailable, private_resolver
 from ..lab import Skip
@@ -141,6 +142,31 @@ def resolver_nodata_answer_is_eai_nodata(lab):
     expect_code(lab, nodata, "EAI_NODATA", "No address associated with hostname")
     expect_code(lab, v4, "EAI_NODATA", "No address associated with hostname")
     lab.expect(any_family["code"] == 0, "the same name asked for with AF_UNSPEC resolves (to its AAAA)")
+
+
+@scenario(
+    claim="With AI_ADDRCONFIG and no IPv6 address but ::1, glibc asks only for the A record: a name that "
+          "has only an AAAA record fails with EAI_NODATA, while the same call without the flag asks for "
+          "both and gets the IPv6 address.",
+    proves=["resolver:EAI_NODATA"], timeout=10.0)
+def resolver_addrconfig_skips_aaaa_without_ipv6(lab):
+    # lo's address becomes 10.1.1.1 (SIOCSIFADDR replaces 127.0.0.1): an IPv4 address that is not
+    # loopback, which AI_ADDRCONFIG counts; the namespace's only IPv6 address stays ::1, which it
+    # does not. The name server listens there.
+    add_ipv4("lo", "10.1.1.1", "255.255.255.0")
+    lab.note("lo: 10.1.1.1/24 and ::1, no other interface")
+    _setup(lab, "nameserver 10.1.1.1\noptions timeout:1 attempts:1\n")
+    v6 = {28: socket.inet_pton(socket.AF_INET6, "2001:db8::1")}
+    with Responder({"v6only.test": "ADDRESS"}, {"v6only.test": v6}, bind="10.1.1.1") as dns:
+        (flagged,) = lookup(lab, ("v6only.test", 80, 0, socket.SOCK_STREAM, socket.AI_ADDRCONFIG))
+        flagged_asked = list(dns.asked)
+        (plain,) = lookup(lab, ("v6only.test", 80, 0, socket.SOCK_STREAM, 0))
+        plain_asked = dns.asked[len(flagged_asked):]
+    expect_code(lab, flagged, "EAI_NODATA", "No address associated with hostname")
+    lab.expect(sorted(set(flagged_asked)) == [("v6only.test", "A")],
+               f"with AI_ADDRCONFIG only the A record is asked for ({flagged_asked})")
+    lab.expect(plain["code"] == 0 and ("v6only.test", "AAAA") in plain_asked,
+               f"without it the AAAA record is asked for and answers ({plain_asked})")
 
 
 @scenario(
