@@ -39,6 +39,36 @@ for host, port, family, type_, flags in json.loads(sys.argv[1]):
 """
 
 
+# Run in the child Python: with every descriptor the limit allows in use, getaddrinfo() through
+# the C library (its raw code and errno) and through Python (what it raises). The idna codec
+# Python encodes host names with is imported first: importing it then would need a descriptor.
+NO_DESCRIPTORS = r"""
+import ctypes, encodings.idna, json, os, resource, socket, sys
+class addrinfo(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_int), ("family", ctypes.c_int), ("socktype", ctypes.c_int),
+                ("protocol", ctypes.c_int), ("addrlen", ctypes.c_uint), ("addr", ctypes.c_void_p),
+                ("canonname", ctypes.c_char_p), ("next", ctypes.c_void_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+hints, res = addrinfo(socktype=socket.SOCK_STREAM), ctypes.c_void_p()
+resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+held = []
+while True:
+    try:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        break
+ctypes.set_errno(0)
+code = libc.getaddrinfo(sys.argv[1].encode(), b"80", ctypes.byref(hints), ctypes.byref(res))
+errno = ctypes.get_errno()
+try:
+    socket.getaddrinfo(sys.argv[1], 80, 0, socket.SOCK_STREAM)
+    printed = ""
+except OSError as e:
+    printed = f"{type(e).__name__}: {e}"
+print(json.dumps({"code": code, "errno": errno, "printed": printed}))
+"""
+
+
 def _setup(lab, resolv_conf: str = RESOLV_CONF) -> None:
     try:
         private_resolver(resolv_conf)
@@ -167,6 +197,28 @@ def resolver_addrconfig_skips_aaaa_without_ipv6(lab):
                f"with AI_ADDRCONFIG only the A record is asked for ({flagged_asked})")
     lab.expect(plain["code"] == 0 and ("v6only.test", "AAAA") in plain_asked,
                f"without it the AAAA record is asked for and answers ({plain_asked})")
+
+
+@scenario(
+    claim="With no file descriptor left (RLIMIT_NOFILE reached), glibc's getaddrinfo() cannot open "
+          "/etc/hosts or a socket to the name server and returns EAI_NONAME (-2), not EAI_SYSTEM, for a "
+          "name the server would answer, with errno left at EMFILE; Python prints "
+          "socket.gaierror: [Errno -2] Name or service not known.",
+    proves=["resolver:EAI_NONAME", "resolver:EAI_SYSTEM"], timeout=10.0)
+def resolver_no_descriptor_left_is_eai_noname(lab):
+    _setup(lab)
+    with Responder({"db.test": "ADDRESS"}, {"db.test": {1: bytes([192, 0, 2, 1])}}):
+        done = subprocess.run([sys.executable, "-I", "-c", NO_DESCRIPTORS, "db.test"], capture_output=True,
+                              text=True, timeout=CHILD_S, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        lab.fail(f"the lookup process printed nothing ({(done.stderr.strip().splitlines() or ['?'])[-1]})")
+    r = json.loads(lines[-1])
+    lab.record({"actor": "resolver", "call": "getaddrinfo('db.test', '80') with every descriptor in use",
+                "result": f"{r['code']} {_name(r['code'])}, errno {r['errno']}"})
+    lab.expect(r["code"] == socket.EAI_NONAME and r["errno"] == 24,
+               f"getaddrinfo returns EAI_NONAME with errno EMFILE (got {r['code']}, errno {r['errno']})")
+    lab.expect(r["printed"] == "gaierror: [Errno -2] Name or service not known", f"Python raises {r['printed']!r}")
 
 
 @scenario(
