@@ -32,8 +32,10 @@ SCRIPT = {NAMES["nxdomain"]: "NXDOMAIN", NAMES["servfail"]: "SERVFAIL", NAMES["s
 RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 TIMEOUT_S = 20
 
-JAVA = """public class Lookup { public static void main(String[] a) throws Exception {
-  java.net.InetAddress.getByName(a[0]); } }"""
+# twice: the second answer comes from the JDK's negative cache, whose exception names the host alone
+JAVA = """public class Lookup { public static void main(String[] a) {
+  for (int i = 0; i < 2; i++) { try { java.net.InetAddress.getByName(a[0]); }
+  catch (Exception e) { System.out.println(e); } } } }"""
 RUST = """fn main() { let host = std::env::args().nth(1).unwrap();
   match std::net::TcpStream::connect((host.as_str(), 80)) { Ok(_) => {}, Err(e) => { println!("{}", e); println!("{:?}", e); } } }"""
 MUSL_C = r"""#include <stdio.h>
@@ -87,8 +89,6 @@ def shown(prog: str, lines: list[str]) -> list[str]:
     """The lines that carry the error: a traceback's last, a Java stack trace's first."""
     if prog.startswith("Python"):
         return lines[-1:]
-    if prog == "Java":
-        return lines[:1]
     if prog == "Node.js":  # the error's first line, and its errno and code as Node prints them
         return [ln.strip() for ln in lines if not ln.strip().startswith(("at ", "syscall", "hostname", "}"))]
     return [ln for ln in lines if not ln.startswith(("--", "Connecting"))][-3:]
