@@ -2,11 +2,14 @@
 
     python scripts/extract_messages.py [--out DIR] [--kb DIR]
 
-Writes three files (default DIR: data/messages/):
+Writes four files (default DIR: data/messages/):
 
 - glibc-l10n.json: glibc's strerror() text for the socket errnos in every
   language Debian's libc-l10n ships (/usr/share/locale/<lang>/LC_MESSAGES/libc.mo),
   kept only where the translation differs from the English text.
+- glibc-gai-l10n.json: glibc's gai_strerror() text for every kb/resolver note
+  (getaddrinfo's EAI_* codes) in the same languages, for the messages explain reads (not
+  glibc's "Unknown error" fallback, nor a text of fewer than three words).
 - musl.json: musl's strerror() text for the same errnos where it differs from
   glibc's, read by running a program built with musl-gcc (package musl-tools).
 - libuv-windows.json: the negative codes libuv uses on Windows (the `#else`
@@ -71,14 +74,19 @@ def package_version(package: str) -> str:
 
 def errno_notes(kb: Path = KB) -> dict[str, dict]:
     """Front matter of every kb/errno note, by name."""
+    return notes_of(kb, "errno")
+
+
+def notes_of(kb: Path, kind: str) -> dict[str, dict]:
+    """Front matter of every note of a kind, by name."""
     try:
         import yaml
     except ImportError:
         raise SourceMissing("PyYAML is not importable (pip install pyyaml)") from None
-    folder = kb / "errno"
+    folder = kb / kind
     paths = sorted(folder.glob("*.md")) if folder.is_dir() else []
     if not paths:
-        raise SourceMissing(f"no errno notes under {folder}")
+        raise SourceMissing(f"no {kind} notes under {folder}")
     notes = {}
     for path in paths:
         text = path.read_text(encoding="utf-8")
@@ -128,6 +136,38 @@ def glibc_l10n(kb: Path = KB, locale_dir: Path = LOCALE_DIR) -> dict:
         "_source": (
             f"Debian libc-l10n {version}: /usr/share/locale/<lang>/LC_MESSAGES/libc.mo, "
             "glibc strerror() text translated with gettext; only texts that differ from English"
+        ),
+        "messages": dict(sorted(messages.items())),
+    }
+
+
+def resolver_notes(kb: Path = KB) -> dict[str, dict]:
+    """Front matter of every kb/resolver note, by name."""
+    return notes_of(kb, "resolver")
+
+
+def glibc_gai_l10n(kb: Path = KB, locale_dir: Path = LOCALE_DIR) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from tcpkb.kinds.resolver import explain_worthy
+
+    version = package_version("libc-l10n")
+    catalogs = sorted(locale_dir.glob("*/LC_MESSAGES/libc.mo"))
+    if not catalogs:
+        raise SourceMissing(f"no libc.mo under {locale_dir} (apt-get install -y libc-l10n)")
+    english = {name: meta["message"] for name, meta in resolver_notes(kb).items()
+               if explain_worthy(meta["message"])}
+    messages: dict[str, dict[str, str]] = {}
+    for mo in catalogs:
+        with mo.open("rb") as fh:
+            catalog = gettext.GNUTranslations(fh)
+        translated = {name: catalog.gettext(text) for name, text in english.items()
+                      if catalog.gettext(text) != text}
+        if translated:
+            messages[mo.parent.parent.name] = dict(sorted(translated.items()))
+    return {
+        "_source": (
+            f"Debian libc-l10n {version}: /usr/share/locale/<lang>/LC_MESSAGES/libc.mo, "
+            "glibc gai_strerror() text translated with gettext; only texts that differ from English"
         ),
         "messages": dict(sorted(messages.items())),
     }
@@ -238,6 +278,7 @@ def libuv_windows(kb: Path = KB, header: Path = UV_ERRNO_H) -> dict:
 
 GENERATORS = {
     "glibc-l10n.json": glibc_l10n,
+    "glibc-gai-l10n.json": glibc_gai_l10n,
     "musl.json": musl,
     "libuv-windows.json": libuv_windows,
 }

@@ -33,6 +33,8 @@ CODES = {
     "KB015": "placeholder text (`TODO`, `TBD`, `FIXME`) left in the note",
     "KB016": "facts that go together disagree (a sysctl without a default that is neither computed nor removed)",
     "KB017": "two entries claim the same `seen_as` text: pasted text must mean one entry",
+    "KB018": "a number has the wrong sign for its platform (getaddrinfo's codes are below zero on glibc, musl "
+             "and libuv, above it on macOS, FreeBSD and Windows)",
 }
 
 _PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME)\b")

@@ -19,7 +19,9 @@ import sys
 from .commands import COMMANDS, LOOKUPS, default_lang
 
 LOOKUP_FLAGS = {"--json": "as_json", "--brief": "brief", "-b": "brief"}
-KIND_OPTIONS = {"errno": {"--os": "os_", "--arch": "arch"}, "signal": {"--arch": "arch"}}
+KIND_OPTIONS = {"errno": {"--os": "os_", "--arch": "arch"}, "signal": {"--arch": "arch"},
+                "resolver": {"--os": "os_"}}
+NEGATIVE_NUMBERS = (None, "errno", "signal", "resolver")  # kinds whose query may be -104 or -2
 
 
 def _is_number(arg: str) -> bool:
@@ -52,14 +54,14 @@ def plain_lookup(argv: list[str]) -> dict | None:
         elif arg in ("--lang", *options) and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
             call["lang" if arg == "--lang" else options[arg]] = rest[i + 1]
             i += 1
-        elif arg.startswith("-") and not (_is_number(arg) and kind in (None, "errno", "signal")):
+        elif arg.startswith("-") and not (_is_number(arg) and kind in NEGATIVE_NUMBERS):
             return None  # --help, --os=darwin, a typo: Typer's job
         elif query is None:
             query = arg
         else:
             return None  # two queries: bad usage, reported by Typer
         i += 1
-    if query is None or (kind not in (None, "errno", "signal") and query.startswith("-")):
+    if query is None or (kind not in NEGATIVE_NUMBERS and query.startswith("-")):
         return None
     if call.get("lang") not in (None, "en", "zh"):
         return None  # Typer says which languages there are

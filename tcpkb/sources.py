@@ -230,3 +230,55 @@ def syscall_names() -> set[str]:
     if not path.exists():
         return set()
     return set(re.findall(r"#define __NR_(\w+)\s+\d+", path.read_text()))
+
+
+# --- getaddrinfo's codes ---------------------------------------------------------------
+
+GLIBC_NETDB = NATIVE_ROOT / "netdb.h"
+MUSL_NETDB = Path("/usr/include/x86_64-linux-musl/netdb.h")
+MINGW_INCLUDE = Path("/usr/share/mingw-w64/include")
+LIBUV_ERRNO = NATIVE_ROOT / "uv/errno.h"
+_EAI = re.compile(r"^\s*#\s*define\s+(EAI_\w+)\s+\(?\s*(-?\d+)\s*\)?", re.M)
+
+
+def eai_codes(path: Path) -> dict[str, int]:
+    """EAI_* -> number from a C library's netdb.h, the GNU extensions under `__USE_GNU` or
+    `_GNU_SOURCE` included (a conditional only decides whether a program sees them)."""
+    if not path.exists():
+        return {}
+    text = re.sub(r"/\*.*?\*/", " ", path.read_text(errors="replace"), flags=re.S)
+    return {name: int(value) for name, value in _EAI.findall(text)}
+
+
+def windows_eai() -> dict[str, tuple[str, int]]:
+    """EAI_* -> (the Windows Sockets name, its number), from MinGW-w64's ws2tcpip.h and the
+    headers that number those names (winerror.h, winsock2.h, error.h)."""
+    ws2tcpip = MINGW_INCLUDE / "ws2tcpip.h"
+    if not ws2tcpip.exists():
+        return {}
+    defines: dict[str, str] = {}
+    for name in ("error.h", "winerror.h", "winsock2.h"):
+        path = MINGW_INCLUDE / name
+        if path.exists():
+            text = re.sub(r"/\*.*?\*/", " ", path.read_text(errors="replace"), flags=re.S)
+            for key, value in re.findall(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$", text, flags=re.M):
+                # winerror.h wraps numbers as __MSABI_LONG(8)
+                defines.setdefault(key, re.sub(r"__MSABI_LONG\((\w+)\)", r"\1", value))
+    numbers = _resolve(defines, "")
+    text = re.sub(r"/\*.*?\*/", " ", ws2tcpip.read_text(errors="replace"), flags=re.S)
+    out = {}
+    for name, value in re.findall(r"^\s*#\s*define\s+(EAI_\w+)\s+(\w+)\s*$", text, flags=re.M):
+        if value.isdigit():  # EAI_NODATA is given as 11004 with WSANO_DATA in a comment
+            wsa = next((k for k, v in numbers.items() if k.startswith("WSA") and v == int(value)), value)
+            out[name] = (wsa, int(value))
+        elif value in numbers:
+            out[name] = (value, numbers[value])
+    return out
+
+
+def libuv_eai() -> dict[str, int]:
+    """EAI_* -> libuv's own negative code (UV__EAI_NONAME is -3008), from uv/errno.h."""
+    if not LIBUV_ERRNO.exists():
+        return {}
+    return {name[4:]: int(value) for name, value in
+            re.findall(r"^\s*#\s*define\s+(UV__EAI_\w+)\s+\((-\d+)\)", LIBUV_ERRNO.read_text(), flags=re.M)}

@@ -93,7 +93,8 @@ def _write(db: sqlite_utils.Database, notes: list[Note], kb: Path, proof: Proof)
             rows.setdefault(table, []).extend(batch)
         for table, batch in KINDS[note.kind].rows(note, ctx).items():
             rows.setdefault(table, []).extend(batch)
-    _other_messages(rows, {n.meta["name"]: n.id for n in notes if n.kind == "errno"})
+    # errno and getaddrinfo names never collide (EAI_*), so one map serves both kinds' tables
+    _other_messages(rows, {n.meta["name"]: n.id for n in notes if n.kind in ("errno", "resolver")})
     for table, batch in vocab_rows(vocab_files(), {n.id for n in notes}).items():
         rows.setdefault(table, []).extend(batch)
     # explain's matching data, computed once here rather than on every pasted line
@@ -176,7 +177,7 @@ def _other_messages(rows: dict[str, list[dict]], errnos: dict[str, str]) -> None
             rows["messages"] += [{"entry_id": windows[m["code"]], "text": m["text"],
                                   "source": f"windows:{m['lang']}", "deadline": False}
                                  for m in data if m["code"] in windows]
-        elif name == "glibc-l10n":
+        elif name in ("glibc-l10n", "glibc-gai-l10n"):  # strerror's and gai_strerror's translations
             rows["messages"] += [{"entry_id": errnos[e], "text": t, "source": f"glibc:{lang}",
                                   "deadline": False}
                                  for lang, table in data.items() for e, t in table.items() if e in errnos]

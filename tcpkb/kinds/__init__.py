@@ -14,7 +14,7 @@ from importlib import import_module
 from .base import BadQuery, Hit, Kind, NotFound, slug  # noqa: F401  (the registry's public names)
 
 MODULES = ("errno", "signal", "state", "flag", "sysctl", "sockopt", "call", "counter", "drop", "rst",
-           "claim")
+           "resolver", "claim")
 
 
 class Registry(Mapping):

@@ -31,7 +31,7 @@ _SS_SUMMARY = re.compile(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -
 _SYSCTL = re.compile(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
 _NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is -errno only where libuv says so
     (re.compile(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows"),
-    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's, not errno
+    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's: see _resolver
     (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None),
     (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None),
     (re.compile(r"\bos error (\d+)\b"), "Rust's (os error N)", None),
@@ -399,6 +399,43 @@ def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
         signal(int(m.group(group)), m, group, 0.7, f"signal {m.group(group)} is {{name}} on Linux")
 
 
+# getaddrinfo's codes where programs print them: Python's gaierror ([Errno -2] on glibc and musl,
+# [Errno 8] on macOS, [Errno 11001] on Windows), libuv's errno (-3008) in Node.js, and the names
+# (EAI_AGAIN, Node's ENOTFOUND, WSAHOST_NOT_FOUND). Which number means what is the notes' data.
+_GAI_NUMBER = re.compile(r"\[Errno (-?\d{1,6})\]|\berrno[:=]? ?(-3\d{3})\b")  # longer: no code, and SQLite's ints overflow
+_GAI_NAME = re.compile(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
+
+
+def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
+    for m in _GAI_NUMBER.finditer(text):
+        number = int(m.group(1) or m.group(2))
+        rows = conn.execute("select entry_id, platform from resolver_numbers where number = ?",
+                            (number,)).fetchall()
+        agreed = [r for r in rows if r[0] in by_message]
+        # a bare number: glibc's when negative, libuv's at -3000 and below, Windows' from 11000;
+        # a small positive one is an errno unless the message says it is macOS's EAI code
+        default = "libuv" if number <= -3000 else "glibc" if number < 0 else "windows" if number > 11000 else None
+        chosen = agreed or [r for r in rows if r[1] == default]
+        group = 1 if m.group(1) else 2
+        for entry_id, platform in chosen:
+            _add(found, entry_id, 0.8 if agreed else 0.6, Evidence(
+                rule="number", span=[m.start(group), m.end(group)], text=m.group(group),
+                detail=f"{number} is getaddrinfo's {entry_id.split(':')[1]} on {platform}"
+                       + (", as the message says" if agreed else "")))
+    named: set[str] = set()
+    for m in _GAI_NAME.finditer(text):
+        if m.group(1) in named:
+            continue  # Node names the code twice (message and code:), which is one piece of evidence
+        named.add(m.group(1))
+        row = conn.execute(
+            "select e.id, 1 from entries e where e.kind = 'resolver' and e.name = ?1 union all "
+            "select a.entry_id, 0 from aliases a join entries e on e.id = a.entry_id "
+            "where e.kind = 'resolver' and a.alias = ?1 limit 1", (m.group(1),)).fetchone()
+        if row:  # a program's own name for a code may stand for several (Node's ENOTFOUND): weaker
+            _add(found, row[0], 0.85 if row[1] else 0.6, Evidence(
+                rule="name", span=[m.start(), m.end()], text=m.group(1), detail=f"{m.group(1)} names {row[0]}"))
+
+
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     """The entries the text means, best first: [{id, score, evidence, deadline}]."""
     text = text[:MAX_TEXT]
@@ -409,6 +446,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     _kernel_words(conn, text, found)
     _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
+    _resolver(conn, text, found, by_message)
     if _KILLED.search(text):  # killed for its memory: a signal, not the ENOMEM a call returns
         _drop_unless_named(found, "errno:ENOMEM")
     _number_after_message(conn, text, found)
