@@ -102,6 +102,22 @@ def write(db: str) -> str:
     return path
 
 
+def adopt(source_db: str, db: str) -> str:
+    """Give `db`, a byte-for-byte copy of `source_db`, the index of `source_db`: the same
+    answers, under a header naming the copy (the wheel ships both, built together)."""
+    from . import paths
+
+    with open(index_path(source_db), "rb") as f:
+        parts = f.readline().split()
+        if len(parts) != 5 or parts[0] != MAGIC or parts[1] != VERSION:
+            raise OSError(f"{index_path(source_db)} is not an answer index of this version")
+        body = f.read()
+    header = b" ".join([MAGIC, VERSION, db_stamp(db).encode(), parts[3], parts[4]])
+    path = index_path(db)
+    paths.write_atomic(path, header + b"\n" + body)
+    return path
+
+
 def _answers(conn):
     """(kind, query, key of the answer, Found) for every plain lookup worth a key: each entry's
     name, aliases and number under its kind, in the case given and lower case, and its id
