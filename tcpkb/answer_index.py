@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 MAGIC = b"tcpkb-answers"
-VERSION = b"1"
+VERSION = b"2"  # bump when the printed form of an answer changes: older indexes are rewritten
 VARIANTS = ("full", "brief-en", "brief-zh", "json")
 
 
