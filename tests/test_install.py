@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -128,3 +129,50 @@ print("ECONNRESET" in asyncio.run(page()))
     entries, found = done.stdout.split()
     assert int(entries) > 300 and found == "True"
     assert (tmp_path / "out" / "errno" / "ECONNRESET" / "index.html").is_file()
+
+
+def _quick_start_env(tmp_path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TCPKB_", "PIPX_", "VIRTUAL_ENV", "PYTHON"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _first_lookup(tcpkb: str, env: dict, tmp_path) -> subprocess.CompletedProcess:
+    """`tcpkb errno 104` as the quick start's last step, outside any checkout, with a fresh cache."""
+    env = {**env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.run([tcpkb, "errno", "104"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_quick_start_in_a_venv(tmp_path):
+    """The quick start's first command, where only a virtualenv may be installed into."""
+    env = _quick_start_env(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = _first_lookup(str(venv / "bin" / "tcpkb"), env, tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("ECONNRESET  errno 104  Connection reset by peer")
+
+
+def test_quick_start_with_pipx(unpacked_wheel, tmp_path):
+    """`pipx install` puts tcpkb on PATH (here a PATH of the test's own) in an environment of
+    its own: the quick start where only pipx is allowed. It installs the wheel this module
+    built from the checkout (what `pipx install .` builds first), to build it only once."""
+    pipx = shutil.which("pipx")
+    if pipx is None:
+        pytest.skip("pipx is not installed (apt-get install pipx)")
+    env = _quick_start_env(tmp_path)
+    env.update(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
+               PIPX_MAN_DIR=str(tmp_path / "man"))
+    site, _ = unpacked_wheel
+    (wheel,) = site.parent.glob("tcpkb-*.whl")
+    done = subprocess.run([pipx, "install", "--force", "--python", sys.executable, str(wheel)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = _first_lookup(str(tmp_path / "bin" / "tcpkb"), env, tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith("ECONNRESET  errno 104  Connection reset by peer")
