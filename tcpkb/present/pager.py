@@ -66,9 +66,14 @@ def paged():
     sys.stdout = collected = _Collected(terminal)
     try:
         yield
-    finally:
+    except KeyboardInterrupt:  # what was printed so far, without a pager to quit
         sys.stdout = terminal
-        _show(collected.getvalue(), command, terminal)
+        terminal.write(collected.getvalue())
+        raise
+    finally:
+        if sys.stdout is collected:  # the answer ended (Typer's commands end by SystemExit)
+            sys.stdout = terminal
+            _show(collected.getvalue(), command, terminal)
 
 
 def _show(output: str, command: str, terminal) -> None:
