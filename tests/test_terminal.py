@@ -110,6 +110,10 @@ def test_pager_takes_only_what_is_taller_than_the_screen(tmux, tmp_path):
     assert not paged.exists() and "ECONNRESET" in screen  # fits: printed directly
     screen = tmux.run(["errno", "ECONNRESET", "--no-pager"], 80, height=30, extra_env=pager)
     assert not paged.exists() and "Meaning" in screen
+    tmux.run(["errno", "ECONNRESET"], 80, height=30, extra_env=pager + " NO_COLOR=1")
+    shown = paged.read_text()  # laid out for the terminal still, without colour
+    assert "Meaning" in shown and "\x1b[" not in shown
+    assert max(_columns(line) for line in shown.splitlines()) <= 80
 
 
 def test_pipe_is_never_paged_and_plain(tmp_path, kb_db):
