@@ -216,7 +216,7 @@ def ensure_db() -> str:
 
     from .build.ensure import ensure_db as ensure
 
-    path = ensure(_proof_records)
+    path = ensure(_proof_records, _prebuilt)
     if not os.environ.get("TCPKB_DB"):
         from . import answer_index
 
@@ -226,6 +226,49 @@ def ensure_db() -> str:
         except (OSError, sqlite3.Error):
             pass  # an index is a shortcut: without one, lookups read the database
     return path
+
+
+def _prebuilt(path: str) -> str | None:
+    """The wheel's database (built from the same content: the file name says so) copied to
+    `path` with its answer index; where the cache cannot be written, the shipped file itself."""
+    import os
+    import shutil
+
+    from . import answer_index, paths
+
+    shipped = paths.prebuilt_db(os.path.basename(path))
+    if shipped is None:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            shutil.copyfile(shipped, tmp)
+            os.chmod(tmp, 0o666 & ~paths.umask())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        answer_index.adopt(shipped, path)
+    except OSError:
+        return shipped  # read where it is installed: lookups only read it
+    return path
+
+
+def prebuild(folder: str) -> str:
+    """Build the database (and its answer index) the wheel ships, named for its content, into
+    `folder` (hatch_build.py calls this with the checkout's notes and results)."""
+    import os
+    from pathlib import Path
+
+    from . import answer_index, paths
+    from .build.database import build
+
+    kb = paths.kb_dir()
+    target = os.path.join(folder, paths.db_name(paths.content_hash(kb)))
+    build(Path(kb), Path(target), _proof_records())
+    answer_index.write(target)
+    return target
 
 
 def _proof_records():

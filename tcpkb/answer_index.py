@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 MAGIC = b"tcpkb-answers"
-VERSION = b"1"
+VERSION = b"2"  # bump when the printed form of an answer changes: older indexes are rewritten
 VARIANTS = ("full", "brief-en", "brief-zh", "json")
 
 
@@ -99,6 +99,22 @@ def write(db: str) -> str:
     header = b" ".join([MAGIC, VERSION, db_stamp(db).encode(), notes.encode(), str(len(body)).encode()])
     path = index_path(db)
     paths.write_atomic(path, header + b"\n" + body + bytes(out))
+    return path
+
+
+def adopt(source_db: str, db: str) -> str:
+    """Give `db`, a byte-for-byte copy of `source_db`, the index of `source_db`: the same
+    answers, under a header naming the copy (the wheel ships both, built together)."""
+    from . import paths
+
+    with open(index_path(source_db), "rb") as f:
+        parts = f.readline().split()
+        if len(parts) != 5 or parts[0] != MAGIC or parts[1] != VERSION:
+            raise OSError(f"{index_path(source_db)} is not an answer index of this version")
+        body = f.read()
+    header = b" ".join([MAGIC, VERSION, db_stamp(db).encode(), parts[3], parts[4]])
+    path = index_path(db)
+    paths.write_atomic(path, header + b"\n" + body)
     return path
 
 

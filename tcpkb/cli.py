@@ -74,8 +74,14 @@ def main(
     kb: Optional[Path] = typer.Option(None, "--kb", envvar="TCPKB_KB", metavar="DIR",
                                       help="Use the notes in DIR (default: the checkout around the "
                                            "current directory, else those installed with tcpkb)."),
+    no_pager: bool = typer.Option(False, "--no-pager", help="Never page an answer taller than the "
+                                  "terminal (default: $TCPKB_PAGER, $PAGER or less; never when piped)."),
 ) -> None:
     """Options that apply to every command."""
+    if no_pager:  # main.py reads it before any command runs; here for the help and the docs
+        import os
+
+        os.environ["TCPKB_PAGER"] = "cat"
     if kb is not None:
         import os
 
@@ -220,9 +226,10 @@ def search(
     text = " ".join(words)
 
     def action(conn) -> None:
-        results = lookup.search(conn, text, kind, limit)
+        results = lookup.search(conn, text, kind, limit, mark=output.HIT)
         if as_json and results:  # nothing found: the error object alone, as every lookup does
-            output.print_json({"query": text, "results": results})
+            output.print_json({"query": text, "results": [{**r, "snippet": output.plain_hits(r["snippet"])}
+                                                          for r in results]})
         elif results:
             output.print_search(results)
         if not results:

@@ -133,11 +133,26 @@ def _escaped(arg: str) -> bool:
 
 
 def global_options(argv: list[str]) -> list[str]:
-    """`--kb DIR` before the command: the notes to use, as TCPKB_KB."""
+    """`--kb DIR` before the command: the notes to use, as TCPKB_KB. `--no-pager` anywhere
+    (before a `--`): print straight to the terminal, as TCPKB_PAGER=cat."""
     while len(argv) >= 2 and argv[0] == "--kb":
         os.environ["TCPKB_KB"] = argv[1]
         argv = argv[2:]
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--no-pager" in argv[:end]:
+        os.environ["TCPKB_PAGER"] = "cat"
+        argv = [a for a in argv[:end] if a != "--no-pager"] + argv[end:]
     return argv
+
+
+# what may be paged on a terminal: answers, not commands that run, watch or serve
+PAGED = (*LOOKUPS, "explain", "list", "search")
+
+
+def _pageable(argv: list[str]) -> bool:
+    if not argv or not sys.stdout.isatty() or os.environ.get("TCPKB_PAGER") == "cat":
+        return False
+    return argv[0] in PAGED or argv[0] not in COMMANDS and not argv[0].startswith("-")
 
 
 def main() -> None:
@@ -153,6 +168,16 @@ def main() -> None:
         sys.exit(2)
     sys.argv[1:] = argv = global_options(argv)
     try:
+        if _pageable(argv):
+            from .present.pager import paged
+
+            status: int | None = 0
+            try:
+                with paged():
+                    status = dispatch(argv)
+            except SystemExit as e:  # Typer's commands end this way: the answer is paged first
+                status = e.code
+            sys.exit(status)
         sys.exit(dispatch(argv))
     except BrokenPipeError:
         # `tcpkb list errno | head -1`: point stdout at /dev/null so the final flush cannot fail again.

@@ -139,7 +139,19 @@ def db_path(kb: str | os.PathLike | None = None) -> str:
     root = checkout_root()
     if root:
         return os.path.join(root, "data", "tcpkb.db")
-    return os.path.join(cache_dir(), f"tcpkb-{notes_digest(kb or kb_dir())[:16]}.db")
+    return os.path.join(cache_dir(), db_name(notes_digest(kb or kb_dir())))
+
+
+def db_name(digest: str) -> str:
+    """A cache database's file name: the content it was built from (content_hash) decides it."""
+    return f"tcpkb-{digest[:16]}.db"
+
+
+def prebuilt_db(name: str) -> str | None:
+    """The database the wheel was built with (hatch_build.py), when it was built from the
+    content the name stands for: a first lookup copies it instead of building."""
+    path = os.path.join(_source_root(), "data", "prebuilt", name)
+    return path if os.path.isfile(path) else None
 
 
 def fallback_db_path(path: str) -> str:

@@ -15,9 +15,10 @@ import sys
 from .. import paths
 
 
-def ensure_db(proof=None) -> str:
+def ensure_db(proof=None, prebuilt=None) -> str:
     """Return a built database, building it first (notes and, from `proof()`, the shipped
-    verification records) if there is none."""
+    verification records) if there is none. In the cache, `prebuilt(path)` may supply it
+    first: the database the wheel was built with, when its content is the same."""
     path = paths.db_path()
     explicit = bool(os.environ.get("TCPKB_DB"))
     root = None if explicit else paths.checkout_root()
@@ -27,6 +28,8 @@ def ensure_db(proof=None) -> str:
         if root:
             paths.warn_if_stale(path)
         return path
+    if prebuilt is not None and not explicit and not root and (found := prebuilt(path)):
+        return found
     fallback = paths.fallback_db_path(path)
     if not explicit and not root and os.path.exists(fallback) and not _writable(os.path.dirname(path)):
         return fallback  # built there because the cache could not be written, and still cannot

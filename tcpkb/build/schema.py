@@ -62,6 +62,11 @@ def create_tables(db: sqlite_utils.Database) -> None:
                          "boost": float}, pk="id")
     for table, column in INDEXES:
         db[table].create_index([column])
+    # names and aliases are found in any case (kinds.base.by_name): without these, every
+    # lookup scans both tables, and the answer index makes thousands of lookups
+    db.conn.execute("create index idx_entries_kind_upper_name on entries(kind, upper(name))")
+    db.conn.execute("create index idx_aliases_upper_alias on aliases(upper(alias))")
+    db.conn.execute("create index idx_links_dst on links(dst)")
 
 
 def _create_proof_tables(db: sqlite_utils.Database) -> None:

@@ -14,17 +14,42 @@ import sys
 
 from ..kinds.base import fact_text, kernels_text
 from ..query.lookup import Found
+from . import text as typeset
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def _is_terminal(stream) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
 def _wants_colour(stream) -> bool:
-    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+    return not os.environ.get("NO_COLOR") and _is_terminal(stream)
 
 
-def echo(text: str = "", err: bool = False) -> None:
+def layout(err: bool = False) -> tuple[bool, int | None]:
+    """(colour, width) for a stream: a terminal gets its width (colour unless NO_COLOR);
+    anything else plain text, unwrapped (width None)."""
     stream = sys.stderr if err else sys.stdout
-    stream.write((text if _wants_colour(stream) else _ANSI.sub("", text)) + "\n")
+    return _wants_colour(stream), (typeset.terminal_width(stream) if _is_terminal(stream) else None)
+
+
+def echo(line: str = "", err: bool = False) -> None:
+    """Print a line: on a terminal wrapped to its width (and coloured unless NO_COLOR), else
+    as it is, without ANSI sequences."""
+    stream = sys.stderr if err else sys.stdout
+    colour, width = layout(err)
+    if not colour:
+        line = _ANSI.sub("", line)
+    if width is not None and "\n" not in line:
+        line = "\n".join(typeset.fit(line, width))
+    stream.write(line + "\n")
+
+
+def markdown_lines(markdown: str, indent: str = "  ") -> list[str]:
+    """A note's markdown laid out for stdout (tcpkb.present.text has the contract)."""
+    colour, width = layout()
+    return typeset.render(markdown, indent, styled=colour, width=width)
 
 
 def style(text: str, *codes: str) -> str:
@@ -122,11 +147,11 @@ def print_found(found: Found, brief: bool = False, lang: str = "en") -> None:
     aliases = [{"label": "Aliases", "value": [", ".join(e["aliases"])]}] if e.get("aliases") else []
     for line in fact_lines(aliases + (e.get("facts") or [])):
         echo(line)
-    for slug, text in (e.get("sections") or {}).items():
+    for slug, body in (e.get("sections") or {}).items():
         echo()
         echo(bold(slug.replace("-", " ").capitalize()))
-        for line in text.splitlines():
-            echo(f"  {line}" if line else "")
+        for line in markdown_lines(body):
+            echo(line)
     if e.get("related"):
         echo()
         echo(f"{dim('related')}  {', '.join(e['related'])}")
@@ -248,17 +273,31 @@ def print_diff(report: dict) -> None:
                 if report["not_compared"] else "")))
 
 
-def _first_items(markdown: str, most: int = 3) -> list[str]:
-    """The first items of a markdown list (ranked causes), each on one line."""
+def _items(markdown: str, most: int | None = None) -> list[str]:
+    """The items of a note's top-level list, each whole (its wrapped source lines and nested
+    items joined); a section with no list gives its paragraphs instead."""
+    found = typeset.blocks(markdown)
     items: list[str] = []
-    for line in markdown.splitlines():
-        if re.match(r"\s{0,3}(\d+\.|[-*])\s", line):
-            items.append(re.sub(r"^\s*(\d+\.|[-*])\s+", "", line))
-        elif items and line.startswith("   ") and line.strip():
-            items[-1] += " " + line.strip()
-        if len(items) > most:
-            break
-    return items[:most]
+    listed = any(kind == "item" and not prefix.startswith(" ") for kind, prefix, _ in found)
+    for kind, prefix, body in found:
+        if kind == "item" and not prefix.startswith(" "):
+            items.append(body)
+        elif kind in ("item", "para", "code") and items and (listed or kind == "code"):
+            items[-1] += " " + " ".join(body.split())  # nested under the item before
+        elif kind == "para" and not listed:
+            items.append(body)
+    return items[:most] if most else items
+
+
+def _print_items(items: list[str], numbered: bool) -> None:
+    colour, width = layout()
+    for i, item in enumerate(items, 1):
+        marker = f"    {i}. " if numbered else "    - "
+        body = typeset.inline(item, styled=colour)
+        if width is None:
+            echo(marker + body)
+        else:
+            echo("\n".join(typeset.wrap(body, width, marker, " " * len(marker))))
 
 
 def print_explained(matches: list[dict]) -> None:
@@ -272,29 +311,42 @@ def print_explained(matches: list[dict]) -> None:
             echo("  " + style("the deadline was the application's own, not the kernel's", "33"))
         echo(f"  {m['summary']}")
         sections = m["sections"]
-        causes = _first_items(sections.get("causes") or sections.get("when-it-piles-up")
-                              or sections.get("traps") or "")
+        causes = _items(sections.get("causes") or sections.get("when-it-piles-up")
+                        or sections.get("traps") or "", most=3)
         if causes:
             echo(f"  {dim('top causes')}")
-            for i, c in enumerate(causes, 1):
-                echo(f"    {i}. {c}")
-        todo = sections.get("what-to-do") or ""
-        steps = _first_items(todo) or [" ".join(todo.split("\n\n")[0].split())]
-        if todo:
+            _print_items(causes, numbered=True)
+        steps = _items(sections.get("what-to-do") or "")  # every piece of advice, whole
+        if steps:
             echo(f"  {dim('what to do')}")
-            for step in steps:
-                echo(f"    - {step}")
+            _print_items(steps, numbered=False)
         echo()
     others = [r for r in rest if r["score"] < 0.6]
     if others:
         echo(dim("also possible: " + ", ".join(f"{r['id']} ({r['score']:.2f})" for r in others)))
 
 
+# Search hits: marked by the query with these (no text holds them), then shown in colour on a
+# terminal, and between « and » in a pipe or in JSON: never [ ], which `[Errno 104]` holds.
+HIT = ("\x02", "\x03")
+PLAIN_HIT = ("«", "»")
+
+
+def plain_hits(snippet: str) -> str:
+    return snippet.replace(HIT[0], PLAIN_HIT[0]).replace(HIT[1], PLAIN_HIT[1])
+
+
 def print_search(results: list[dict]) -> None:
+    colour, _ = layout()
     for r in results:
         echo(f"{accent(r['id'].ljust(24))} {r['summary']}")
         if r["snippet"]:
-            echo(f"  {dim(' '.join(r['snippet'].split()))}")
+            # a fragment of a note: its markdown read, and what a cut left unpaired dropped
+            snippet = typeset.inline(" ".join(r["snippet"].split()), styled=False)
+            snippet = snippet.replace("`", "").replace("**", "")
+            if colour:  # the hit stands out of the dim snippet: bold yellow, then dim again
+                snippet = snippet.replace(HIT[0], "\x1b[22;1;33m").replace(HIT[1], "\x1b[22;39;2m")
+            echo(f"  {dim(plain_hits(snippet))}")
 
 
 def fail(message: str, suggestions: list[str] | None = None) -> None:

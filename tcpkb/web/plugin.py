@@ -17,6 +17,7 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from ..kinds import KINDS
+from ..present.terminal import PLAIN_HIT
 from ..query import lookup
 
 DB = "tcpkb"  # the database's name in Datasette, whatever the file is called
@@ -220,7 +221,8 @@ async def search_route(datasette, request):
     if request.url_vars.get("format"):
         if error:
             return await _json(status, json.dumps(error, ensure_ascii=False))
-        plain = [{**r, "snippet": r["snippet"].replace(MARK[0], "[").replace(MARK[1], "]")}
+        # the hits between « », as `tcpkb search --json` gives them
+        plain = [{**r, "snippet": r["snippet"].replace(MARK[0], PLAIN_HIT[0]).replace(MARK[1], PLAIN_HIT[1])}
                  for r in results]
         return await _json(200, json.dumps({"query": words, "results": plain}, ensure_ascii=False))
     for r in results:
