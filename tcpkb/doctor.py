@@ -83,20 +83,9 @@ def owners(inodes: set[int]) -> dict[int, dict]:
 
 def counters() -> dict[str, int]:
     """The COUNTERS, since boot (or since this namespace was made); a missing one is left out."""
-    out: dict[str, int] = {}
-    for path in ("/proc/net/netstat", "/proc/net/snmp"):
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError:
-            continue
-        for names, values in zip(lines[::2], lines[1::2]):
-            prefix, *keys = names.split()
-            _, *vals = values.split()
-            for k, v in zip(keys, vals):
-                name = prefix.rstrip(":") + k
-                if name in COUNTERS and v.lstrip("-").isdigit():
-                    out[name] = int(v)
+    from .machine.proc import mib_counters
+
+    out = mib_counters()
     return {k: out[k] for k in COUNTERS if k in out}
 
 

@@ -1,4 +1,5 @@
-"""/proc/net/tcp and tcp6, decoded: the one reader used by `tcpkb doctor` and the scenarios' lab."""
+"""/proc/net/tcp and tcp6 and the MIB counters, decoded: the readers used by `tcpkb doctor`,
+`tcpkb watch` and the scenarios' lab."""
 
 from __future__ import annotations
 
@@ -37,3 +38,21 @@ def address(text: str) -> tuple[str, int]:
     else:
         host = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
     return host, int(hexport, 16)
+
+
+def mib_counters() -> dict[str, int]:
+    """Every counter of /proc/net/netstat and snmp in this namespace, named as nstat names them
+    (TcpExtListenOverflows, TcpOutRsts); an unreadable file is skipped."""
+    out: dict[str, int] = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for names, values in zip(lines[::2], lines[1::2]):
+            prefix, *keys = names.split()
+            for key, value in zip(keys, values.split()[1:]):
+                if value.lstrip("-").isdigit():
+                    out[prefix.rstrip(":") + key] = int(value)
+    return out
