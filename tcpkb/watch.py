@@ -216,7 +216,8 @@ class NamespaceOwner:
     packet arriving, a timer firing) names whatever task the CPU was running, so it is the
     namespace's only when it names a connection already known there: its addresses and ports
     seen in an event of the namespace or in its socket table (/proc/net/tcp, read from inside
-    it), a listener of the namespace, or a socket or packet an earlier event of it named.
+    it), or a listener of the namespace; a drop, which names no addresses, when the packet or
+    the socket it names was named by an earlier event of the namespace.
 
     The limit: two namespaces using the same addresses and ports (127.0.0.1:8080 in both) cannot
     be told apart in an interrupt; nor can a process's event once the process has exited
@@ -230,14 +231,16 @@ class NamespaceOwner:
         self.listeners: set[tuple] = set()
         self._table_at = 0.0
 
-    def __call__(self, e: dict) -> bool:
+    def __call__(self, e: dict) -> bool | None:
+        """True or False; None when neither the process nor the addresses tell (attribution.py
+        then follows the packet and the socket the event names)."""
         key = _tuple(e)
         verdict = None if e.get("interrupt") or not e.get("pid") else self._process(e["pid"])
-        if verdict is None and key:
-            verdict = self._known(key) or (self._read_table() and self._known(key))
+        if verdict is None and key and (self._known(key) or (self._read_table() and self._known(key))):
+            verdict = True
         if verdict and key:
             _remember(self.tuples, key)
-        return bool(verdict)
+        return verdict
 
     def _process(self, pid: int) -> bool | None:
         if pid not in self.pids:
@@ -353,7 +356,7 @@ def _line(r: dict) -> str:
 def _trace(tracer, kb: Knowledge, filters: Filters, printer: Printer, deadline: float | None,
            owner: NamespaceOwner | None) -> None:
     wall_offset = time.time() - time.monotonic()  # the instance records time.monotonic()'s clock
-    follow = Attribution(owner, by_socket=True) if owner else None
+    follow = Attribution(owner) if owner else None
     last_seen: dict[tuple, tuple] = {}  # (cpu, skbaddr) -> the 4-tuple of the event that last named it
     while deadline is None or time.monotonic() < deadline:
         tracer.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))

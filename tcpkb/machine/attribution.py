@@ -2,12 +2,14 @@
 
 The tracepoints are global: every network namespace's events land in the same buffer, and
 skb:kfree_skb names no addresses at all. An owner test (`owns(event)`) says which events are
-ours by what they name — the ports of a scenario's slot, a namespace's sockets. The rest
-follows: a drop is ours when the same packet (skbaddr) was last seen, on the same CPU, in an
-event of ours (the reset answered before a NO_SOCKET drop), or when the socket it was dropped on
-(rx_sk) is one our events named. With `by_socket`, any event naming a socket of ours (skaddr)
-is ours too, until that socket reaches CLOSE. Pointers are compared as the trace prints them:
-hashed, but the same pointer hashes the same within a boot.
+ours, or someone else's, by what they name — the ports of a scenario's slot, a namespace's
+sockets, the process that caused them — or cannot tell. When it cannot, the rest follows: a
+drop is ours when the same packet (skbaddr) was last seen, on the same CPU, in an event of ours
+(the reset answered before a NO_SOCKET drop), or when the socket it was dropped on (rx_sk) is
+one our events named. Pointers are compared as the trace prints them: hashed, but the same
+pointer hashes the same within a boot. A socket's memory is reused once it is freed, so a
+pointer is forgotten when an event of someone else's names it; inet_sock_set_state does not
+print its socket, so a closed socket cannot be forgotten sooner.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ MEMORY = 65_536  # packets and sockets remembered; the oldest half is forgotten 
 
 
 class Attribution:
-    """Feeds on events in the order the kernel recorded them; `feed()` says whether each is ours."""
+    """Feeds on events in the order the kernel recorded them; `feed()` says whether each is ours.
 
-    def __init__(self, owns, by_socket: bool = False):
-        self.owns, self.by_socket = owns, by_socket
+    `owns(event)` answers True (ours), False (someone else's, whatever it names) or None (it
+    cannot tell: then the packet and the socket the event names decide)."""
+
+    def __init__(self, owns):
+        self.owns = owns
         self.skbs: dict[tuple, bool] = {}  # (cpu, skbaddr) -> whether the last event naming it was ours
         self.socks: dict[str, None] = {}   # skaddr of our sockets, oldest first
         self.left_out = 0                  # drops nothing tied to us
@@ -28,18 +33,20 @@ class Attribution:
     def feed(self, e: dict) -> bool:
         skb = e.get("skbaddr")
         key = (e.get("cpu"), skb) if skb and skb not in NULL else None
+        verdict = self.owns(e)
         if e["event"] == "kfree_skb":
-            ours = bool(key and self.skbs.get(key)) or e.get("rx_sk") in self.socks
+            ours = verdict if verdict is not None else \
+                bool(key and self.skbs.get(key)) or e.get("rx_sk") in self.socks
             self.left_out += not ours
             return ours
         sk = e.get("skaddr") if e.get("skaddr") not in NULL else None
-        mine = bool(self.owns(e)) or bool(self.by_socket and sk and sk in self.socks)
+        mine = bool(verdict)
         if key:
             _remember(self.skbs, key, mine)
-        if mine and sk:
+        if sk and mine:
             _remember(self.socks, sk, None)
-            if self.by_socket and e.get("newstate") == "TCP_CLOSE":
-                del self.socks[sk]  # its memory may become another namespace's socket
+        elif sk and verdict is False:
+            self.socks.pop(sk, None)  # its memory went to someone else's socket
         return mine
 
 

@@ -62,7 +62,7 @@ class PortSlot:
 def attribute(events: list[dict], ports) -> tuple[list[dict], int]:
     """The lab's events among everything the instance recorded, and how many drops were left
     out because nothing tied them to the lab."""
-    follow = Attribution(lambda e: e.get("sport") in ports or e.get("dport") in ports)
+    follow = Attribution(lambda e: True if e.get("sport") in ports or e.get("dport") in ports else None)
     ours: list[dict] = []
     for e in events:
         if not follow.feed(e) or e["event"] == "tcp_probe":

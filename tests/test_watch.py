@@ -1,0 +1,360 @@
+"""`tcpkb watch`: the real events, made in fresh network namespaces, reported with the right
+reason and entry; one namespace's events kept apart from a neighbour's; and the tracefs
+instance gone after every way watch can end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tcpkb import watch
+from tcpkb.machine import tracefs
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tracing and namespaces need root")
+WORKS = ["closed-port", "unread-close", "zero-linger", "listen-overflow", "keepalive-timeout"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+
+
+def _root() -> str:
+    try:
+        return tracefs.tracing_root()
+    except tracefs.TracefsUnavailable as e:
+        pytest.skip(str(e))
+
+
+def _instances(pid: int) -> list[str]:
+    base = os.path.join(_root(), "instances")
+    return [n for n in os.listdir(base) if n.startswith(f"{tracefs.PREFIX}{pid}-")]
+
+
+def _wait(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what} after {seconds} s")
+
+
+def _start_watch(*args: str, kb_db=None) -> subprocess.Popen:
+    env = {**ENV, "TCPKB_DB": str(kb_db)} if kb_db else ENV
+    proc = subprocess.Popen([sys.executable, "-m", "tcpkb", "watch", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_recording(proc.pid, proc)
+    return proc
+
+
+def _wait_recording(pid: int, proc=None) -> None:
+    """Until watch's instance exists with its events enabled (it records from then on)."""
+    def recording():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"watch ended early: {proc.stderr.read()}")
+        for name in _instances(pid):
+            enable = os.path.join(_root(), "instances", name, "events", "sock", "inet_sock_set_state", "enable")
+            try:
+                with open(enable) as f:
+                    return f.read().strip() == "1"
+            except OSError:
+                return False
+        return False
+    _wait(recording, 30, "watch to start recording")
+    time.sleep(0.2)  # trace_pipe opened just after the events are enabled
+
+
+class Workload:
+    """tests/watch_workload.py in a namespace of its own."""
+
+    def __init__(self, *works: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.watch_workload", *works], cwd=ROOT,
+                                     env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.close()
+            pytest.skip(f"no namespace for the workload: {self.proc.stderr.read().strip()[-300:]}")
+        self.pid = json.loads(line)["pid"]
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def done(self) -> dict:
+        line = self.proc.stdout.readline()
+        assert line, f"the workload failed: {self.proc.stderr.read()[-2000:]}"
+        return json.loads(line)["done"]
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _stop(proc: subprocess.Popen) -> list[dict]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _ports(record: dict) -> set[int]:
+    return {int(e.rsplit(":", 1)[1]) for e in (record["src"], record["dst"]) if e}
+
+
+def _one(records: list[dict], entry: str, port: int | None = None) -> list[dict]:
+    return [r for r in records if r["entry"] == entry and (port is None or port in _ports(r))]
+
+
+@pytest.fixture(scope="module")
+def neighbours(kb_db):
+    """Two namespaces doing the same things at the same time; one watch for the first namespace
+    alone, one for every namespace."""
+    target, neighbour = Workload(*WORKS), Workload(*WORKS)
+    watchers = []
+    try:
+        watchers = [_start_watch("--json", "--netns", str(target.pid), kb_db=kb_db),
+                    _start_watch("--json", kb_db=kb_db)]
+        target.go()
+        neighbour.go()
+        facts = target.done(), neighbour.done()
+        time.sleep(0.5)  # the last events reach the readers
+        only, everything = (_stop(w) for w in watchers)
+        yield facts, only, everything
+    finally:
+        for w in watchers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+        target.close()
+        neighbour.close()
+
+
+def _kernel_has(event: str, field: str, value: str) -> bool:
+    try:
+        return value in tracefs.enum_values(event, field)
+    except tracefs.TracefsUnavailable:
+        return False
+
+
+def test_a_closed_port_is_a_reset_for_no_socket_a_drop_and_econnrefused(neighbours):
+    (facts, _), only, _ = neighbours
+    closed, client = facts["closed-port"]["closed_port"], facts["closed-port"]["client_port"]
+    if _kernel_has("tcp/tcp_send_reset", "reason", "NO_SOCKET"):
+        [rst] = _one(only, "rst:NO_SOCKET", closed)
+        assert rst["what"] == "reset-sent" and rst["reason"] == "NO_SOCKET"
+        assert rst["src"] == f"127.0.0.1:{closed}" and rst["dst"] == f"127.0.0.1:{client}"
+        assert rst["title"] and rst["explanation"]
+    [drop] = _one(only, "drop:NO_SOCKET", closed)
+    assert drop["what"] == "drop" and drop["reason"] == "NO_SOCKET"
+    [refused] = _one(only, "errno:ECONNREFUSED", client)
+    assert refused["error"] == 111 and refused["title"] == "Connection refused"
+
+
+def test_close_with_unread_data_is_a_reset_for_abort_on_close(neighbours):
+    (facts, _), only, _ = neighbours
+    server, client = facts["unread-close"]["server_port"], facts["unread-close"]["client_port"]
+    if not _kernel_has("tcp/tcp_send_reset", "reason", "TCP_ABORT_ON_CLOSE"):
+        pytest.skip("this kernel's tcp_send_reset names no reason")
+    [rst] = _one(only, "rst:TCP_ABORT_ON_CLOSE", server)
+    assert rst["src"] == f"127.0.0.1:{server}" and rst["process"], rst  # sent from close(), in its process
+    assert _one(only, "errno:ECONNRESET", client)
+    assert _one(only, "flag:RST", client)
+
+
+def test_zero_linger_close_is_a_reset_for_tcp_state(neighbours):
+    (facts, _), only, _ = neighbours
+    server = facts["zero-linger"]["server_port"]
+    if not _kernel_has("tcp/tcp_send_reset", "reason", "TCP_STATE"):
+        pytest.skip("this kernel's tcp_send_reset names no reason")
+    [rst] = _one(only, "rst:TCP_STATE", server)
+    assert rst["reason"] == "TCP_STATE"
+
+
+def test_a_full_accept_queue_drops_the_last_ack_for_listen_overflow(neighbours):
+    _, only, _ = neighbours
+    if not _kernel_has("skb/kfree_skb", "reason", "TCP_LISTEN_OVERFLOW"):
+        pytest.skip("this kernel has no drop reason TCP_LISTEN_OVERFLOW (added after 6.12)")
+    [drop] = _one(only, "drop:TCP_LISTEN_OVERFLOW")
+    assert drop["reason"] == "TCP_LISTEN_OVERFLOW" and drop["title"]
+
+
+def test_unanswered_keepalives_are_a_reset_for_keepalive_timeout_and_etimedout(neighbours):
+    (facts, _), only, _ = neighbours
+    port = facts["keepalive-timeout"]["keepalive_port"]
+    [timedout] = _one(only, "errno:ETIMEDOUT", port)
+    assert timedout["process"] is None  # a timer fired it: no process is named
+    if _kernel_has("tcp/tcp_send_reset", "reason", "TCP_KEEPALIVE_TIMEOUT"):
+        [rst] = _one(only, "rst:TCP_KEEPALIVE_TIMEOUT", port)
+        assert rst["dst"] == "10.0.0.2:80"
+
+
+def _ports_used(facts: dict) -> set[int]:
+    out = set()
+    for work in facts.values():
+        for value in work.values():
+            out |= set(value) if isinstance(value, list) else {value}
+    return out
+
+
+def test_netns_shows_nothing_of_a_neighbour_doing_the_same(neighbours):
+    (mine, theirs), only, everything = neighbours
+    # the neighbour's events happened, and a watch of every namespace saw them
+    assert _one(everything, "rst:TCP_ABORT_ON_CLOSE", theirs["unread-close"]["server_port"]) or \
+        not _kernel_has("tcp/tcp_send_reset", "reason", "TCP_ABORT_ON_CLOSE")
+    assert _one(everything, "drop:NO_SOCKET", theirs["closed-port"]["closed_port"])
+    assert _one(everything, "errno:ETIMEDOUT", theirs["keepalive-timeout"]["keepalive_port"])
+    # ... and none reached the watch of the first namespace: each kind counted once, not twice
+    theirs_only = _ports_used(theirs) - _ports_used(mine) - {8080, 40001, 40002, 40003, 80}
+    leaked = [r for r in only if _ports(r) & theirs_only]
+    assert not leaked, leaked
+    for entry in ("drop:NO_SOCKET", "errno:ECONNREFUSED", "errno:ETIMEDOUT", "drop:TCP_LISTEN_OVERFLOW",
+                  "rst:TCP_KEEPALIVE_TIMEOUT"):
+        assert len(_one(only, entry)) <= 1, (entry, _one(only, entry))
+    assert len(_one(everything, "errno:ETIMEDOUT")) >= 2
+
+
+def test_text_lines_and_filters(kb_db):
+    load = Workload("closed-port", "unread-close")
+    proc = None
+    try:
+        proc = _start_watch("--netns", str(load.pid), "--event", "reset-sent", "--reason", "NO_SOCKET",
+                            "--summary", kb_db=kb_db)
+        load.go()
+        facts = load.done()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        load.close()
+    lines = out.splitlines()
+    closed = facts["closed-port"]["closed_port"]
+    if not _kernel_has("tcp/tcp_send_reset", "reason", "NO_SOCKET"):
+        pytest.skip("this kernel's tcp_send_reset names no reason")
+    [line] = [x for x in lines if "rst:" in x and "event(s)" not in x and not x.startswith(" ")]
+    assert f"127.0.0.1:{closed} >" in line and "reset-sent NO_SOCKET" in line and line.endswith("rst:NO_SOCKET")
+    assert "TCP_ABORT_ON_CLOSE" not in out.split("event(s)")[0]  # filtered out by --reason
+    assert "1 event(s) in" in out and "rst:NO_SOCKET" in out.split("event(s)")[1]
+
+
+# --- without tracing ---------------------------------------------------------------------------
+
+def test_without_tracing_it_says_so_and_polls_states_and_counters(monkeypatch, capsys, kb_db):
+    import socket
+    import threading
+
+    monkeypatch.setenv("TCPKB_DB", str(kb_db))
+    monkeypatch.setattr(watch, "_open_tracer", lambda: (None, "tracefs is not mounted (test)"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def trouble():
+        time.sleep(0.8)
+        listener.listen(1)
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        target = closed.getsockname()
+        closed.close()
+        with socket.socket() as s:
+            try:
+                s.connect(target)
+            except ConnectionRefusedError:
+                pass
+    t = threading.Thread(target=trouble)
+    t.start()
+    try:
+        assert watch.main(duration=2.0, as_json=True) == 0
+    finally:
+        t.join()
+        listener.close()
+    out, err = capsys.readouterr()
+    assert "cannot trace (tracefs is not mounted (test)): polling /proc/net/tcp" in err
+    records = [json.loads(x) for x in out.splitlines()]
+    assert [r for r in records if r["entry"] == "state:LISTEN" and r["src"] == f"127.0.0.1:{port}"]
+    counters = {r["reason"] for r in records if r["what"] == "counter"}
+    assert "TcpAttemptFails" in counters and all(r["explanation"] for r in records)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "0"], "--port takes a port number"),
+    (["--host", "example"], "--host takes an IPv4 or IPv6 address"),
+    (["--event", "boom"], "--event takes one of"),
+    (["--duration", "-1"], "--duration takes a number of seconds"),
+    (["--netns", "no-such-namespace-here"], "no network namespace at /run/netns/no-such-namespace-here"),
+])
+def test_bad_options_are_one_line_and_exit_2(args, message):
+    done = subprocess.run([sys.executable, "-m", "tcpkb", "watch", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+# --- the instance is gone after every way of ending ----------------------------------------------
+
+def _gone(pid: int) -> None:
+    _wait(lambda: not _instances(pid), 10, f"the instance of watch {pid} to be removed")
+
+
+@pytest.mark.parametrize("how", ["duration", "SIGINT", "SIGTERM", "SIGKILL"])
+def test_no_instance_is_left_after(how, kb_db):
+    proc = _start_watch(*(["--duration", "1"] if how == "duration" else []), kb_db=kb_db)
+    assert _instances(proc.pid)
+    if how != "duration":
+        proc.send_signal(getattr(signal, how))
+    proc.wait(30)
+    _gone(proc.pid)
+    assert proc.returncode == (-9 if how == "SIGKILL" else 0)
+
+
+def test_no_instance_is_left_when_the_parent_is_killed_outright(kb_db):
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen([sys.executable, '-m', "
+         "'tcpkb', 'watch']); print(p.pid, flush=True); p.wait()"],
+        cwd=ROOT, env={**ENV, "TCPKB_DB": str(kb_db)}, stdout=subprocess.PIPE, text=True)
+    pid = int(starter.stdout.readline())
+    try:
+        _wait_recording(pid)
+        starter.kill()  # SIGKILL: the parent cannot pass anything on
+        starter.wait()
+        _wait(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 10, f"watch {pid} to end")
+        _gone(pid)
+    finally:
+        if os.path.exists(f"/proc/{pid}") and not _zombie(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_stale_instance_of_a_dead_process_is_swept_at_the_next_start(kb_db):
+    child = subprocess.Popen(["sleep", "0"])
+    child.wait()
+    stale = os.path.join(_root(), "instances", f"{tracefs.PREFIX}{child.pid}-stale")
+    os.mkdir(stale)
+    try:
+        proc = _start_watch("--duration", "0.5", kb_db=kb_db)
+        proc.wait(30)
+        assert not os.path.isdir(stale)
+    finally:
+        if os.path.isdir(stale):
+            os.rmdir(stale)
