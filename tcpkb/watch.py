@@ -45,6 +45,7 @@ FILTERS = {"skb/kfree_skb": "protocol == 2048 || protocol == 34525",
            "sock/inet_sock_set_state": "protocol == 6"}
 POLL_INTERVAL = 0.5
 TABLE_EVERY = 1.0  # --netns: how often the namespace's socket table is read again
+HOLD = 0.05  # --netns: the newest events wait this long (s) for the ones that explain them
 
 
 class Stop(Exception):
@@ -84,12 +85,20 @@ class Knowledge:
 # --- one event -> one record --------------------------------------------------------------------
 
 def _endpoints(e: dict) -> tuple[str | None, str | None]:
-    six = e.get("family") == "AF_INET6"
-    saddr = e.get("saddrv6") if six else e.get("saddr")
-    daddr = e.get("daddrv6") if six else e.get("daddr")
-    src = _endpoint(saddr, e.get("sport"))
-    dst = _endpoint(daddr, e.get("dport"))
-    return src, dst
+    key = _tuple(e)
+    if key:
+        return _endpoint(key[0], key[1]), _endpoint(key[2], key[3])
+    return None, None
+
+
+def _tuple(e: dict) -> tuple | None:
+    """(saddr, sport, daddr, dport) of an event, IPv4 or IPv6; kept in the event once made."""
+    if "tuple" not in e:
+        six = e.get("family") == "AF_INET6"
+        key = (e.get("saddrv6" if six else "saddr"), e.get("sport"), e.get("daddrv6" if six else "daddr"),
+               e.get("dport"))
+        e["tuple"] = None if None in key else key
+    return e["tuple"]
 
 
 def _endpoint(address, port) -> str | None:
@@ -242,6 +251,23 @@ class NamespaceOwner:
             _remember(self.tuples, key)
         return verdict
 
+    def sorted_out(self, batch: list[dict], final: bool = False) -> tuple[list[dict], list[dict]]:
+        """(events to decide now, events to hold for the next batch). The addresses of this
+        namespace's processes' events are learned first, whole batch: a reset that answers a
+        connect() often comes before the event that names the connect's own port. The last
+        HOLD seconds wait for the next batch, where the rest of their story will be."""
+        for e in batch:
+            if not e.get("interrupt") and e.get("pid") and (key := _tuple(e)) and key[1] and key[3] \
+                    and self._process(e["pid"]):
+                _remember(self.tuples, key)
+        if final:
+            return batch, []
+        recent = time.monotonic() - HOLD
+        cut = len(batch)
+        while cut and batch[cut - 1]["t"] > recent:
+            cut -= 1
+        return batch[:cut], batch[cut:]
+
     def _process(self, pid: int) -> bool | None:
         if pid not in self.pids:
             self.pids[pid] = _in_namespace(pid, self.inode)
@@ -271,14 +297,6 @@ class NamespaceOwner:
             else:
                 _remember(self.tuples, (laddr, lport, raddr, rport))
         return True
-
-
-def _tuple(e: dict) -> tuple | None:
-    src, dst = _endpoints(e)
-    if not (src and dst):
-        return None
-    (saddr, sport), (daddr, dport) = _split(src), _split(dst)
-    return saddr, sport, daddr, dport
 
 
 def _remember(table: dict, key) -> None:
@@ -358,9 +376,15 @@ def _trace(tracer, kb: Knowledge, filters: Filters, printer: Printer, deadline: 
     wall_offset = time.time() - time.monotonic()  # the instance records time.monotonic()'s clock
     follow = Attribution(owner) if owner else None
     last_seen: dict[tuple, tuple] = {}  # (cpu, skbaddr) -> the 4-tuple of the event that last named it
-    while deadline is None or time.monotonic() < deadline:
-        tracer.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-        for e in tracer.take():
+    held: list[dict] = []
+    while True:
+        over = deadline is not None and time.monotonic() >= deadline
+        if not over:
+            tracer.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        batch, held = held + tracer.take(), []
+        if owner:
+            batch, held = owner.sorted_out(batch, final=over)
+        for e in batch:
             if follow and not follow.feed(e):
                 printer.left_out += 1
                 continue
@@ -369,6 +393,8 @@ def _trace(tracer, kb: Knowledge, filters: Filters, printer: Printer, deadline: 
             if record and filters.passes(record):
                 printer.show(record)
         sys.stdout.flush()
+        if over:
+            return
 
 
 def _fill_drop_tuple(e: dict, record: dict | None, last_seen: dict) -> None:

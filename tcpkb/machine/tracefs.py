@@ -169,10 +169,11 @@ class Tracer:
         self._pipe = os.open(os.path.join(self.path, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
         self._partial, self._events = b"", []
 
-    def take(self) -> list[dict]:
-        """The events recorded since the last take(), parsed, in order (for a live reader)."""
+    def take(self, max_bytes: int = 1 << 20) -> list[dict]:
+        """Events recorded since the last take(), parsed, in order: what `max_bytes` of the buffer
+        holds, so a live reader prints as it goes while the kernel keeps writing."""
         new = []
-        for _ in range(10_000):  # bounded: 64 KiB at a time
+        for _ in range(max(1, max_bytes >> 16)):  # 64 KiB at a time
             try:
                 chunk = os.read(self._pipe, 1 << 16)
             except OSError:  # BlockingIOError: nothing more for now
@@ -185,7 +186,11 @@ class Tracer:
 
     def read(self) -> list[dict]:
         """Every event recorded so far, parsed, in order."""
-        self._events += self.take()
+        for _ in range(10_000):  # bounded: 640 MiB
+            more = self.take()
+            if not more:
+                break
+            self._events += more
         return list(self._events)
 
     def wait(self, timeout: float) -> None:
