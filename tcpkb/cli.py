@@ -189,19 +189,24 @@ def doctor(
 
 @app.command()
 def watch(
-    port: Optional[list[int]] = typer.Option(None, "--port", "-p", help="Only events with this port at either end (repeatable)."),
-    host: Optional[list[str]] = typer.Option(None, "--host", help="Only events with this address at either end (repeatable)."),
-    event: Optional[list[str]] = typer.Option(None, "--event", "-e", help="Only these events (repeatable): error, "
-                                              "reset-sent, reset-received, drop, retransmit, state, or a tracepoint's name."),
-    reason: Optional[list[str]] = typer.Option(None, "--reason", "-r", help="Only events with this reason, errno or "
-                                               "new state (repeatable): TCP_ABORT_ON_CLOSE, NO_SOCKET, ECONNRESET, CLOSE_WAIT."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Stop after this many seconds "
-                                             "(default: until Ctrl-C)."),
+    port: Optional[list[int]] = typer.Option(
+        None, "--port", "-p", help="Only events with this port at either end (repeatable)."),
+    host: Optional[list[str]] = typer.Option(
+        None, "--host", help="Only events with this address at either end (repeatable)."),
+    event: Optional[list[str]] = typer.Option(
+        None, "--event", "-e", help="Only these events (repeatable): error, reset-sent, reset-received, "
+        "drop, retransmit, state, or a tracepoint's name."),
+    reason: Optional[list[str]] = typer.Option(
+        None, "--reason", "-r", help="Only events with this reason, errno or new state (repeatable): "
+        "TCP_ABORT_ON_CLOSE, NO_SOCKET, ECONNRESET, CLOSE_WAIT."),
+    duration: Optional[float] = typer.Option(
+        None, "--duration", "-d", help="Stop after this many seconds (default: until Ctrl-C)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per event, one per line."),
-    summary: bool = typer.Option(False, "--summary", help="At the end, print how many events of each kind and entry."),
-    netns: Optional[str] = typer.Option(None, "--netns", metavar="NAME|PID|PATH",
-                                        help="Only the events of one network namespace: a name under /run/netns, "
-                                             "a process's, or a bound path."),
+    summary: bool = typer.Option(False, "--summary", help="At the end, print how many events of each kind "
+                                 "and entry."),
+    netns: Optional[str] = typer.Option(
+        None, "--netns", metavar="NAME|PID|PATH", help="Only the events of one network namespace: a name "
+        "under /run/netns, a process's, or a bound path."),
 ) -> None:
     """Show socket errors, resets, drops, retransmits and state changes as they happen, each
     explained by the entry to read next (tracepoints in a tracefs instance of its own; root).

@@ -379,9 +379,12 @@ def _trace(tracer, kb: Knowledge, filters: Filters, printer: Printer, deadline: 
     held: list[dict] = []
     while True:
         over = deadline is not None and time.monotonic() >= deadline
-        if not over:
-            tracer.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-        batch, held = held + tracer.take(), []
+        try:
+            if not over:
+                tracer.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        except (KeyboardInterrupt, Stop):
+            over = True  # show what was recorded before the stop, then end
+        batch, held = held + tracer.take(8 << 20 if over else 1 << 20), []
         if owner:
             batch, held = owner.sorted_out(batch, final=over)
         for e in batch:

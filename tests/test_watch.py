@@ -19,7 +19,8 @@ from tcpkb.machine import tracefs
 from .conftest import ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tracing and namespaces need root")
-WORKS = ["closed-port", "unread-close", "zero-linger", "listen-overflow", "keepalive-timeout"]
+WORKS = ["closed-port", "unread-close", "zero-linger", "close-wait", "listen-overflow", "keepalive-timeout",
+         "retransmit"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 
 
@@ -45,18 +46,37 @@ def _wait(predicate, seconds: float, what: str):
 
 
 def _start_watch(*args: str, kb_db=None) -> subprocess.Popen:
+    """watch in a process of its own, its output going to files: a pipe nobody reads until the
+    end fills, and would stop watch in the middle of a line."""
+    import tempfile
+
     env = {**ENV, "TCPKB_DB": str(kb_db)} if kb_db else ENV
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, "-m", "tcpkb", "watch", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=out, stderr=err, text=True)
+    proc.out, proc.err = out, err
     _wait_recording(proc.pid, proc)
     return proc
+
+
+def _finish(proc: subprocess.Popen, sig: int | None = signal.SIGTERM) -> tuple[str, str]:
+    """Signal watch (unless `sig` is None), wait for it, and return what it printed (stdout, stderr)."""
+    if sig is not None and proc.poll() is None:
+        proc.send_signal(sig)
+    proc.wait(30)
+    texts = []
+    for f in (proc.out, proc.err):
+        f.seek(0)
+        texts.append(f.read())
+        f.close()
+    return texts[0], texts[1]
 
 
 def _wait_recording(pid: int, proc=None) -> None:
     """Until watch's instance exists with its events enabled (it records from then on)."""
     def recording():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"watch ended early: {proc.stderr.read()}")
+            raise AssertionError(f"watch ended early: {_finish(proc)[1]}")
         for name in _instances(pid):
             enable = os.path.join(_root(), "instances", name, "events", "sock", "inet_sock_set_state", "enable")
             try:
@@ -104,8 +124,7 @@ class Workload:
 
 
 def _stop(proc: subprocess.Popen) -> list[dict]:
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, err = _finish(proc)
     assert proc.returncode == 0, err
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -201,6 +220,21 @@ def test_unanswered_keepalives_are_a_reset_for_keepalive_timeout_and_etimedout(n
         assert rst["dst"] == "10.0.0.2:80"
 
 
+def test_a_socket_left_open_after_the_peer_closed_shows_as_close_wait(neighbours):
+    (facts, _), only, _ = neighbours
+    port = facts["close-wait"]["server_port"]
+    [record] = [r for r in _one(only, "state:CLOSE_WAIT", port) if r["src"].endswith(f":{port}")]
+    assert record["from"] == "ESTABLISHED" and record["to"] == "CLOSE_WAIT" and record["title"]
+    assert record["process"] is None  # the FIN arrived in an interrupt
+
+
+def test_unacknowledged_data_is_retransmitted(neighbours):
+    (facts, _), only, _ = neighbours
+    port = facts["retransmit"]["retransmit_port"]
+    found = _one(only, "counter:TcpRetransSegs", port)
+    assert found and all(r["what"] == "retransmit" and r["dst"] == "10.0.0.2:81" for r in found)
+
+
 def _ports_used(facts: dict) -> set[int]:
     out = set()
     for work in facts.values():
@@ -215,9 +249,10 @@ def test_netns_shows_nothing_of_a_neighbour_doing_the_same(neighbours):
     assert _one(everything, "rst:TCP_ABORT_ON_CLOSE", theirs["unread-close"]["server_port"]) or \
         not _kernel_has("tcp/tcp_send_reset", "reason", "TCP_ABORT_ON_CLOSE")
     assert _one(everything, "drop:NO_SOCKET", theirs["closed-port"]["closed_port"])
-    assert _one(everything, "errno:ETIMEDOUT", theirs["keepalive-timeout"]["keepalive_port"])
+    port = theirs["keepalive-timeout"]["keepalive_port"]
+    assert _one(everything, "errno:ETIMEDOUT", port), [r for r in everything if port in _ports(r)]
     # ... and none reached the watch of the first namespace: each kind counted once, not twice
-    theirs_only = _ports_used(theirs) - _ports_used(mine) - {8080, 40001, 40002, 40003, 80}
+    theirs_only = _ports_used(theirs) - _ports_used(mine) - {8080, 40001, 40002, 40003, 80, 81}
     leaked = [r for r in only if _ports(r) & theirs_only]
     assert not leaked, leaked
     for entry in ("drop:NO_SOCKET", "errno:ECONNREFUSED", "errno:ETIMEDOUT", "drop:TCP_LISTEN_OVERFLOW",
@@ -235,8 +270,7 @@ def test_text_lines_and_filters(kb_db):
         load.go()
         facts = load.done()
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = _finish(proc, signal.SIGINT)
     finally:
         if proc and proc.poll() is None:
             proc.kill()
@@ -259,7 +293,9 @@ def test_without_tracing_it_says_so_and_polls_states_and_counters(monkeypatch, c
     import threading
 
     monkeypatch.setenv("TCPKB_DB", str(kb_db))
-    monkeypatch.setattr(watch, "_open_tracer", lambda: (None, "tracefs is not mounted (test)"))
+    def no_tracefs():
+        raise tracefs.TracefsUnavailable("tracefs is not mounted and cannot be mounted here (root needed)")
+    monkeypatch.setattr(tracefs, "tracing_root", no_tracefs)  # as for a user who is not root
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -284,11 +320,25 @@ def test_without_tracing_it_says_so_and_polls_states_and_counters(monkeypatch, c
         t.join()
         listener.close()
     out, err = capsys.readouterr()
-    assert "cannot trace (tracefs is not mounted (test)): polling /proc/net/tcp" in err
+    assert err.startswith("tcpkb watch: cannot trace (tracefs is not mounted and cannot be mounted here "
+                          "(root needed)): polling /proc/net/tcp and the counters every 0.5 s") and err.count("\n") == 1
     records = [json.loads(x) for x in out.splitlines()]
     assert [r for r in records if r["entry"] == "state:LISTEN" and r["src"] == f"127.0.0.1:{port}"]
     counters = {r["reason"] for r in records if r["what"] == "counter"}
     assert "TcpAttemptFails" in counters and all(r["explanation"] for r in records)
+
+
+class _Tracer:
+    def __init__(self, missing):
+        self.missing, self.enabled = missing, [e for e in watch.EVENTS if e not in missing]
+
+
+def test_what_a_kernel_without_an_event_cannot_show_is_said_once_per_event():
+    lines = watch._blind_spots(_Tracer(["tcp/tcp_receive_reset", "skb/kfree_skb"]))
+    assert lines[:2] == ["this kernel has no tracepoint tcp/tcp_receive_reset: its events are not shown",
+                         "this kernel has no tracepoint skb/kfree_skb: its events are not shown"]
+    has_reason = "reason" in tracefs.read_format("tcp/tcp_send_reset").split("print fmt:")[0]
+    assert len(lines) == (2 if has_reason else 3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -312,12 +362,11 @@ def _gone(pid: int) -> None:
 
 @pytest.mark.parametrize("how", ["duration", "SIGINT", "SIGTERM", "SIGKILL"])
 def test_no_instance_is_left_after(how, kb_db):
-    proc = _start_watch(*(["--duration", "1"] if how == "duration" else []), kb_db=kb_db)
+    proc = _start_watch(*(["--duration", "3"] if how == "duration" else []), kb_db=kb_db)
     assert _instances(proc.pid)
-    if how != "duration":
-        proc.send_signal(getattr(signal, how))
-    proc.wait(30)
+    _, err = _finish(proc, None if how == "duration" else getattr(signal, how))
     _gone(proc.pid)
+    assert "Traceback" not in err
     assert proc.returncode == (-9 if how == "SIGKILL" else 0)
 
 
@@ -352,8 +401,7 @@ def test_a_stale_instance_of_a_dead_process_is_swept_at_the_next_start(kb_db):
     stale = os.path.join(_root(), "instances", f"{tracefs.PREFIX}{child.pid}-stale")
     os.mkdir(stale)
     try:
-        proc = _start_watch("--duration", "0.5", kb_db=kb_db)
-        proc.wait(30)
+        _finish(_start_watch("--duration", "2", kb_db=kb_db), None)
         assert not os.path.isdir(stale)
     finally:
         if os.path.isdir(stale):

@@ -6,7 +6,8 @@ fresh network namespace: it makes the kernel reset, drop and time out connection
 It enters a new namespace, prints {"pid": ...} on a line, waits for a line on stdin, does each
 WORK, prints {"done": {...facts}} (the ports it used), and stays until stdin closes, so the
 namespace and its processes can still be looked up while watch reads the events. WORKs:
-closed-port, unread-close, zero-linger, listen-overflow, keepalive-timeout, rst-loop:RATE:SECONDS.
+closed-port, unread-close, zero-linger, close-wait, listen-overflow, keepalive-timeout,
+retransmit, rst-loop:RATE:SECONDS.
 """
 
 from __future__ import annotations
@@ -116,27 +117,61 @@ def listen_overflow(peer) -> dict:
     return {"listen_port": LISTEN_PORT, "peer_ports": [40001, 40002, 40003]}
 
 
-def keepalive_timeout(peer) -> dict:
-    """A connection to the TUN peer with keepalive after 1 s, probes 1 s apart, one probe; the
-    peer answers nothing, so the kernel gives up about 2 s later and resets it."""
+def _connected_to(peer, port: int):
+    """(kernel socket, the peer's Conn): a connection from the kernel to the TUN peer's `port`,
+    the handshake done by the peer's script."""
     sock = socket.socket()
     sock.setblocking(False)
     try:
-        sock.connect((peer.address, 80))
+        sock.connect((peer.address, port))
     except BlockingIOError:
         pass
-    conn = peer.accept(80)
+    conn = peer.accept(port)
     conn.expect(".", timeout=1.0)
+    return sock, conn
+
+
+def keepalive_timeout(peer) -> dict:
+    """A connection to the TUN peer with keepalive after 1 s, probes 1 s apart, one probe; the
+    peer answers nothing, so the kernel gives up about 2 s later and resets it."""
+    sock, _ = _connected_to(peer, 80)
     for option, value in ((socket.SO_KEEPALIVE, 1),):
         sock.setsockopt(socket.SOL_SOCKET, option, value)
     for option, value in ((socket.TCP_KEEPIDLE, 1), (socket.TCP_KEEPINTVL, 1), (socket.TCP_KEEPCNT, 1)):
         sock.setsockopt(socket.IPPROTO_TCP, option, value)
     port = sock.getsockname()[1]
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-        time.sleep(0.1)  # the error is read once; SO_ERROR reads and clears it, which is enough here
+    start = time.monotonic()
+    error = 0
+    while time.monotonic() - start < 8 and not error:
+        time.sleep(0.1)
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # read once: it clears it
     sock.close()
-    return {"keepalive_port": port}
+    return {"keepalive_port": port, "error": error, "after_s": round(time.monotonic() - start, 2)}
+
+
+def close_wait() -> dict:
+    """The client closes; the server end, never closed, waits in CLOSE_WAIT."""
+    listener, client, server = _pair()
+    facts = {"server_port": server.getsockname()[1]}
+    client.close()
+    for _ in range(100):  # until the FIN has arrived: the server reads end of stream
+        if select.select([server], [], [], 0.01)[0]:
+            break
+    server.recv(16)
+    server.close()
+    listener.close()
+    return facts
+
+
+def retransmit(peer) -> dict:
+    """Data sent to the TUN peer, which never acknowledges it: the kernel sends it again."""
+    sock, conn = _connected_to(peer, 81)
+    sock.send(b"unacknowledged")
+    conn.expect(contains="P", timeout=1.0)
+    conn.expect(contains="P", timeout=3.0)  # the same data again, after the retransmission timeout
+    facts = {"retransmit_port": sock.getsockname()[1]}
+    sock.close()
+    return facts
 
 
 def rst_loop(rate: float, seconds: float) -> dict:
@@ -166,12 +201,14 @@ def run(work: str, peer_holder: list) -> dict:
     if work.startswith("rst-loop:"):
         _, rate, seconds = work.split(":")
         return rst_loop(float(rate), float(seconds))
-    simple = {"closed-port": closed_port, "unread-close": unread_close, "zero-linger": zero_linger}
+    simple = {"closed-port": closed_port, "unread-close": unread_close, "zero-linger": zero_linger,
+              "close-wait": close_wait}
     if work in simple:
         return simple[work]()
     if not peer_holder:
         peer_holder.append(_peer())
-    return {"listen-overflow": listen_overflow, "keepalive-timeout": keepalive_timeout}[work](peer_holder[0])
+    return {"listen-overflow": listen_overflow, "keepalive-timeout": keepalive_timeout,
+            "retransmit": retransmit}[work](peer_holder[0])
 
 
 def main(works: list[str]) -> None:

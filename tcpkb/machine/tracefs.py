@@ -237,7 +237,9 @@ def _start_keeper(path: str) -> tuple[int, int]:
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(write_end)
+            # hold nothing of the parent's open: a pipe it writes to must see EOF when it ends
+            os.closerange(0, read_end)
+            os.closerange(read_end + 1, os.sysconf("SC_OPEN_MAX"))
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
                 signal.signal(sig, signal.SIG_IGN)  # Ctrl-C reaches the whole group: outlive it
             while True:
