@@ -43,6 +43,7 @@ EVENTS = ("sock/inet_sk_error_report", "tcp/tcp_send_reset", "tcp/tcp_receive_re
 # protocol's drops) and TCP sockets only (inet_sock_set_state serves SCTP and MPTCP too).
 FILTERS = {"skb/kfree_skb": "protocol == 2048 || protocol == 34525",
            "sock/inet_sock_set_state": "protocol == 6"}
+RETRANSMIT = "counter:TcpRetransSegs"  # the entry a retransmit points to
 POLL_INTERVAL = 0.5
 TABLE_EVERY = 1.0  # --netns: how often the namespace's socket table is read again
 HOLD = 0.05  # --netns: the newest events wait this long (s) for the ones that explain them
@@ -64,11 +65,11 @@ class Knowledge:
         self.errno = {r[0]: r[1] for r in conn.execute(
             "select number, entry_id from errno_numbers where platform = 'linux'")}
         self.state_by_number = {r[0]: r[1] for r in conn.execute("select number, id from states")}
-        # the counters the notes tie to a reset, a drop or an errno: trouble, not traffic
-        self.trouble = {r[0][len("counter:"):] for r in conn.execute(
-            "select distinct c.id from counters c join links l on l.src = c.id or l.dst = c.id "
-            "where substr(l.src, 1, 4) in ('rst:', 'drop', 'errn') "
-            "or substr(l.dst, 1, 4) in ('rst:', 'drop', 'errn')")}
+        # the counters the kernel moves where it drops a packet or sends a reset (the drop and
+        # reset notes name them), and the one a retransmit moves: trouble, not traffic
+        self.trouble = {r[0].removeprefix("counter:") for r in conn.execute(
+            "select counter_id from drop_counters union select counter from rst_reasons "
+            "where counter is not null")} | {RETRANSMIT.removeprefix("counter:")}
 
     def entry_for(self, kind: str, name: str | None, fallback: str) -> str:
         """kind:name when the knowledge base has it, else the fallback entry."""
@@ -117,7 +118,7 @@ def describe(e: dict, kb: Knowledge, wall_offset: float) -> dict | None:
     src, dst = _endpoints(e)
     process = None if e.get("interrupt") or not e.get("pid") else {"pid": e["pid"], "comm": e["task"]}
     record = {"time": _iso(e["t"] + wall_offset), "event": e["event"], "what": kind, "src": src,
-              "dst": dst, "process": process, "reason": None}
+              "dst": dst, "process": process, "interrupt": bool(e.get("interrupt")), "reason": None}
     if kind == "error":
         number = abs(e["error"])
         record["entry"] = kb.errno.get(number)
@@ -136,7 +137,7 @@ def describe(e: dict, kb: Knowledge, wall_offset: float) -> dict | None:
         record["entry"] = kb.entry_for("drop", record["reason"], "drop:NOT_SPECIFIED")
         record["location"] = e.get("location")
     elif kind == "retransmit":
-        record["entry"] = "counter:TcpRetransSegs"
+        record["entry"] = RETRANSMIT
         record["state"] = _state_name(e.get("state"))
     else:
         record["from"], record["to"] = _state_name(e.get("oldstate")), _state_name(e.get("newstate"))
@@ -357,10 +358,11 @@ class Printer:
 def _line(r: dict) -> str:
     clock = r["time"][11:26]
     where = f"{r['src'] or '-'} > {r['dst'] or '-'}" if r["src"] or r["dst"] else "-"
-    who = f"{r['process']['comm']}[{r['process']['pid']}]" if r["process"] else "(interrupt)"
+    who = f"{r['process']['comm']}[{r['process']['pid']}]" if r["process"] else \
+        "(interrupt)" if r.get("interrupt") else "-"
     what = r["what"]
-    if r.get("from"):
-        what += f" {r['from']}>{r['to']}"
+    if r.get("to"):
+        what += f" {r['from']}>{r['to']}" if r.get("from") else f" {r['to']} (new)"
     elif r.get("what") == "counter":
         what += f" {r['reason']} +{r['delta']}"
     elif r.get("reason"):
@@ -418,8 +420,8 @@ def _fill_drop_tuple(e: dict, record: dict | None, last_seen: dict) -> None:
 
 
 def _poll(kb: Knowledge, filters: Filters, printer: Printer, deadline: float | None) -> None:
-    """Without tracing: state changes between two reads of /proc/net/tcp, and the trouble
-    counters that moved, every POLL_INTERVAL seconds."""
+    """Without tracing: state changes between two reads of /proc/net/tcp (a socket gone from it
+    is CLOSE), and the trouble counters that moved, every POLL_INTERVAL seconds."""
     from .machine.proc import mib_counters, tcp_sockets
 
     def table() -> dict:
@@ -429,14 +431,9 @@ def _poll(kb: Knowledge, filters: Filters, printer: Printer, deadline: float | N
     while deadline is None or time.monotonic() < deadline:
         time.sleep(POLL_INTERVAL if deadline is None else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic())))
         now, counts, stamp = table(), mib_counters(), _iso(time.time())
-        for (local, remote), st in now.items():
-            if before.get((local, remote)) != st:
-                old = kb.state_by_number.get(before.get((local, remote)), "state:CLOSE")
-                _polled(kb, filters, printer, {"time": stamp, "event": "/proc/net/tcp", "what": "state",
-                                               "src": _endpoint(*local), "dst": _endpoint(*remote),
-                                               "process": None, "from": old.split(":")[1],
-                                               "to": kb.state_by_number.get(st, "state:CLOSE").split(":")[1],
-                                               "entry": kb.state_by_number.get(st, "state:CLOSE")})
+        for ends in now.keys() | before.keys():
+            if before.get(ends) != now.get(ends):
+                _polled(kb, filters, printer, _state_change(kb, stamp, ends, before.get(ends), now.get(ends)))
         for name, value in counts.items():
             if name in kb.trouble and value > counted.get(name, value):
                 _polled(kb, filters, printer, {"time": stamp, "event": "counter", "what": "counter",
@@ -445,6 +442,15 @@ def _poll(kb: Knowledge, filters: Filters, printer: Printer, deadline: float | N
                                                "entry": f"counter:{name}"})
         before, counted = now, counts
         sys.stdout.flush()
+
+
+def _state_change(kb: Knowledge, stamp: str, ends: tuple, old: int | None, new: int | None) -> dict:
+    """A socket's row between two reads: new (old None), changed, or gone (new None: CLOSE)."""
+    entry = kb.state_by_number.get(new, "state:CLOSE")
+    return {"time": stamp, "event": "/proc/net/tcp", "what": "state", "src": _endpoint(*ends[0]),
+            "dst": _endpoint(*ends[1]), "process": None,
+            "from": kb.state_by_number[old].split(":")[1] if old in kb.state_by_number else None,
+            "to": entry.split(":")[1], "entry": entry}
 
 
 def _polled(kb: Knowledge, filters: Filters, printer: Printer, record: dict) -> None:

@@ -325,7 +325,8 @@ def test_without_tracing_it_says_so_and_polls_states_and_counters(monkeypatch, c
     records = [json.loads(x) for x in out.splitlines()]
     assert [r for r in records if r["entry"] == "state:LISTEN" and r["src"] == f"127.0.0.1:{port}"]
     counters = {r["reason"] for r in records if r["what"] == "counter"}
-    assert "TcpAttemptFails" in counters and all(r["explanation"] for r in records)
+    assert "TcpOutRsts" in counters and all(r["explanation"] for r in records)
+    assert "IpInReceives" not in counters  # traffic, not trouble
 
 
 class _Tracer:
@@ -406,3 +407,27 @@ def test_a_stale_instance_of_a_dead_process_is_swept_at_the_next_start(kb_db):
     finally:
         if os.path.isdir(stale):
             os.rmdir(stale)
+
+
+def test_netns_by_name_and_by_path_as_ip_netns_makes_them(kb_db, tmp_path):
+    import shutil
+
+    if not shutil.which("ip"):
+        pytest.skip("no ip(8) here to make a named namespace")
+    name = f"tcpkb-watch-{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode != 0:
+        pytest.skip("ip netns add failed here")
+    try:
+        for spec in (name, f"/run/netns/{name}"):
+            proc = _start_watch("--json", "--netns", spec, "--event", "error", kb_db=kb_db)
+            code = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; "
+                    "s.close(); c = socket.socket()\ntry: c.connect(('127.0.0.1', p))\nexcept OSError: pass\n"
+                    "print(p, flush=True)\nimport time; time.sleep(1)")  # alive while watch reads
+            port = int(subprocess.run(["ip", "netns", "exec", name, "sh", "-c", f"ip link set lo up && "
+                                       f"{sys.executable} -c \"{code}\""], capture_output=True, text=True,
+                                      timeout=30).stdout)
+            time.sleep(0.3)
+            [refused] = _one(_stop(proc), "errno:ECONNREFUSED", port)
+            assert refused["dst"] == f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
