@@ -36,7 +36,6 @@ from .present import terminal as output
 KINDS = {"inet_sk_error_report": "error", "tcp_send_reset": "reset-sent",
          "tcp_receive_reset": "reset-received", "kfree_skb": "drop",
          "tcp_retransmit_skb": "retransmit", "inet_sock_set_state": "state"}
-POLLED = ("state", "counter")  # what the fallback reports
 EVENTS = ("sock/inet_sk_error_report", "tcp/tcp_send_reset", "tcp/tcp_receive_reset",
           "skb/kfree_skb", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state")
 # In the kernel, before the events reach the buffer: IP packets only (kfree_skb counts every
@@ -205,7 +204,7 @@ def check_options(ports, hosts, events, reasons, duration) -> str | None:
         except ValueError:
             return f"--host takes an IPv4 or IPv6 address, not {host!r}"
     for event in events:
-        if event not in KINDS and event not in KINDS.values() and event != "counter":
+        if event not in KINDS and event not in KINDS.values() and event != "counter":  # counter: polled
             return (f"--event takes one of {', '.join(KINDS.values())} (or a tracepoint's name: "
                     f"{', '.join(KINDS)}), not {event!r}")
     for reason in reasons:
@@ -229,9 +228,11 @@ class NamespaceOwner:
     it), or a listener of the namespace; a drop, which names no addresses, when the packet or
     the socket it names was named by an earlier event of the namespace.
 
-    The limit: two namespaces using the same addresses and ports (127.0.0.1:8080 in both) cannot
+    The limits: two namespaces using the same addresses and ports (127.0.0.1:8080 in both) cannot
     be told apart in an interrupt; nor can a process's event once the process has exited
-    before watch read it, when its addresses are not known either.
+    before watch read it, when its addresses are not known either. A packet written into a TUN
+    device is received in the writing process's context, so it counts for that process's
+    namespace, which is the device's unless the descriptor was passed across.
     """
 
     def __init__(self, inode: int):
