@@ -171,6 +171,8 @@ class Filters:
             said = {str(record.get("reason") or "").upper(), record["entry"].split(":", 1)[1].upper()}
             if not (said | {f"TCP_{x}" for x in said}) & self.reasons:  # TCP_CLOSE_WAIT as the kernel spells it
                 return False
+        if not (self.ports or self.hosts):
+            return True
         ends = [_split(x) for x in (record.get("src"), record.get("dst")) if x]
         if self.ports and not any(port in self.ports for _, port in ends):
             return False
