@@ -186,7 +186,7 @@ class Tracer:
 
     def read(self) -> list[dict]:
         """Every event recorded so far, parsed, in order."""
-        for _ in range(10_000):  # bounded: 640 MiB
+        for _ in range(625):  # bounded: 625 takes of 1 MiB
             more = self.take()
             if not more:
                 break
