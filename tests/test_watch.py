@@ -431,3 +431,52 @@ def test_netns_by_name_and_by_path_as_ip_netns_makes_them(kb_db, tmp_path):
             assert refused["dst"] == f"127.0.0.1:{port}"
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_filters_match_ports_addresses_events_and_reasons_as_the_kernel_spells_them():
+    reset = {"what": "reset-sent", "entry": "rst:NO_SOCKET", "reason": "NO_SOCKET",
+             "src": "[::ffff:10.1.2.3]:8080", "dst": "[::ffff:10.1.2.4]:40000"}
+    state = {"what": "state", "entry": "state:CLOSE_WAIT", "reason": "CLOSE_WAIT",
+             "src": "127.0.0.1:5432", "dst": "127.0.0.1:50000"}
+    drop = {"what": "drop", "entry": "drop:NO_SOCKET", "reason": "NO_SOCKET", "src": None, "dst": None}
+    cases = [({"ports": [8080]}, [reset]), ({"ports": [40000, 5432]}, [reset, state]),
+             ({"hosts": ["10.1.2.4"]}, [reset]), ({"hosts": ["::1"]}, []),
+             ({"events": ["tcp_send_reset"]}, [reset]), ({"events": ["state", "drop"]}, [state, drop]),
+             ({"reasons": ["tcp_close_wait"]}, [state]), ({"reasons": ["no_socket"]}, [reset, drop]),
+             ({"reasons": ["NO_SOCKET"], "events": ["drop"]}, [drop]), ({}, [reset, state, drop])]
+    for options, passing in cases:
+        chosen = watch.Filters(**options)
+        assert [r for r in (reset, state, drop) if chosen.passes(r)] == passing, options
+
+
+def test_trace_lines_become_records_with_their_entries(kb_db):
+    import sqlite3
+
+    with sqlite3.connect(kb_db) as conn:
+        kb = watch.Knowledge(conn)
+    lines = [  # as trace_pipe prints them; the first from a kernel before 6.10, with no reason
+        "  python-42  [001] ..s1.  10.000001: tcp_send_reset: skbaddr=00000000aaaa skaddr=0000000000000000 "
+        "src=127.0.0.1:9000 dest=127.0.0.1:40000 state=TCP_CLOSE",
+        "  python-42  [001] ..s1.  10.000002: kfree_skb: skbaddr=00000000aaaa rx_sk=0000000000000000 "
+        "protocol=2048 location=tcp_v4_rcv+0x99/0x1400 reason: NO_SOCKET",
+        "  python-42  [001] .....  10.000003: inet_sk_error_report: family=AF_INET protocol=IPPROTO_TCP "
+        "sport=40000 dport=9000 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 "
+        "daddrv6=::ffff:127.0.0.1 error=111",
+        "  <idle>-0  [000] ..s1.  10.000004: inet_sock_set_state: family=AF_INET6 protocol=IPPROTO_TCP "
+        "sport=8080 dport=51000 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=::1 daddrv6=::1 "
+        "oldstate=TCP_ESTABLISHED newstate=TCP_CLOSE_WAIT",
+    ]
+    last_seen: dict = {}
+    records = []
+    for line in lines:
+        e = tracefs.parse_line(line)
+        record = watch.describe(e, kb, 0.0)
+        watch._fill_drop_tuple(e, record, last_seen)
+        records.append(record)
+    reset, drop, error, state = records
+    assert (reset["entry"], reset["reason"], reset["process"], reset["interrupt"]) == ("flag:RST", None, None, True)
+    assert (drop["entry"], drop["src"], drop["dst"]) == ("drop:NO_SOCKET", "127.0.0.1:40000", "127.0.0.1:9000")
+    assert (error["entry"], error["process"], error["time"]) == (
+        "errno:ECONNREFUSED", {"pid": 42, "comm": "python"}, "1970-01-01T00:00:10.000003Z")
+    assert (state["entry"], state["from"], state["src"]) == ("state:CLOSE_WAIT", "ESTABLISHED", "[::1]:8080")
+    assert all(r["explanation"] for r in records)
