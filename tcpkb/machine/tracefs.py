@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _SYMBOL = re.compile(r'\{\s*(-?\d+)\s*,\s*"([A-Za-z0-9_]+)"\s*\}')
@@ -134,7 +135,6 @@ def _remove_instance(path: str) -> bool:
         except FileNotFoundError:
             return True
         except OSError:
-            import time
             time.sleep(0.02)
     return False
 
