@@ -45,6 +45,7 @@ FILTERS = {"skb/kfree_skb": "protocol == 2048 || protocol == 34525",
 RETRANSMIT = "counter:TcpRetransSegs"  # the entry a retransmit points to
 POLL_INTERVAL = 0.5
 TABLE_EVERY = 1.0  # --netns: how often the namespace's socket table is read again
+PIDS_FOR = 2.0  # --netns: how long a process's namespace is remembered (s)
 HOLD = 0.05  # --netns: the newest events wait this long (s) for the ones that explain them
 
 
@@ -242,7 +243,7 @@ class NamespaceOwner:
         self.pids: dict[int, bool | None] = {}
         self.tuples: dict[tuple, None] = {}
         self.listeners: set[tuple] = set()
-        self._table_at = 0.0
+        self._table_at = self._pids_at = 0.0
 
     def __call__(self, e: dict) -> bool | None:
         """True or False; None when neither the process nor the addresses tell (attribution.py
@@ -273,10 +274,12 @@ class NamespaceOwner:
         return batch[:cut], batch[cut:]
 
     def _process(self, pid: int) -> bool | None:
+        now = time.monotonic()
+        if now - self._pids_at > PIDS_FOR or len(self.pids) > 4096:
+            self.pids.clear()  # a pid is reused once its process has gone
+            self._pids_at = now
         if pid not in self.pids:
             self.pids[pid] = _in_namespace(pid, self.inode)
-            if len(self.pids) > 4096:
-                self.pids.clear()
         return self.pids[pid]
 
     def _known(self, key: tuple) -> bool:
