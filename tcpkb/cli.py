@@ -202,6 +202,37 @@ def doctor(
     raise typer.Exit(run_doctor(as_json, watch, times, netns, all_, from_, prometheus, output_path))
 
 
+@app.command()
+def watch(
+    port: Optional[list[int]] = typer.Option(
+        None, "--port", "-p", help="Only events with this port at either end (repeatable)."),
+    host: Optional[list[str]] = typer.Option(
+        None, "--host", help="Only events with this address at either end (repeatable)."),
+    event: Optional[list[str]] = typer.Option(
+        None, "--event", "-e", help="Only these events (repeatable): error, reset-sent, reset-received, "
+        "drop, retransmit, state, or a tracepoint's name."),
+    reason: Optional[list[str]] = typer.Option(
+        None, "--reason", "-r", help="Only events with this reason, errno or new state (repeatable): "
+        "TCP_ABORT_ON_CLOSE, NO_SOCKET, ECONNRESET, CLOSE_WAIT."),
+    duration: Optional[float] = typer.Option(
+        None, "--duration", "-d", help="Stop after this many seconds (default: until Ctrl-C)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per event, one per line."),
+    summary: bool = typer.Option(False, "--summary", help="At the end, print how many events of each kind "
+                                 "and entry."),
+    netns: Optional[str] = typer.Option(
+        None, "--netns", metavar="NAME|PID|PATH", help="Only the events of one network namespace: a name "
+        "under /run/netns, a process's, or a bound path."),
+) -> None:
+    """Show socket errors, resets, drops, retransmits and state changes as they happen, each
+    explained by the entry to read next (tracepoints in a tracefs instance of its own; root).
+
+    Without tracing, polls /proc/net/tcp and the counters instead, and says what it cannot see."""
+    from .watch import main as run_watch
+
+    raise typer.Exit(run_watch(port or (), host or (), event or (), reason or (), duration, as_json,
+                               summary, netns))
+
+
 @app.command("list")
 def list_(
     kind: str = typer.Argument(..., help=", ".join(KINDS)),

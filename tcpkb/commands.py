@@ -6,7 +6,7 @@ tests/test_main.py holds COMMANDS to the Typer app's commands, so the two cannot
 
 # A first word that is none of these and no option is a query: `tcpkb 104`, `tcpkb TIME_WAIT`.
 COMMANDS = ("errno", "signal", "state", "flag", "sysctl", "sockopt", "call", "counter", "drop", "rst",
-            "resolver", "claim", "show", "explain", "doctor", "list", "search", "lint", "build", "verify", "serve",
+            "resolver", "claim", "show", "explain", "doctor", "watch", "list", "search", "lint", "build", "verify", "serve",
             "site", "man", "completion")
 # the commands that look one entry up: `tcpkb <command> QUERY [--json] [--brief]`
 LOOKUPS = ("errno", "signal", "state", "flag", "sysctl", "sockopt", "call", "counter", "drop", "rst",

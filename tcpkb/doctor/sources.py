@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from ..machine.proc import process_name
+from ..machine.proc import mib_counters, parse_mib, process_name
 
 # Counters kept, as /proc/net/netstat and /proc/net/snmp name them with their line prefix.
 COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPTimeWaitOverflow",
@@ -35,17 +35,8 @@ def sockets() -> list[dict]:
 
 
 def parse_counters(text: str) -> dict[str, int]:
-    """The COUNTERS in /proc/net/netstat or snmp text: pairs of lines, names then values."""
-    out: dict[str, int] = {}
-    lines = text.splitlines()
-    for names, values in zip(lines[::2], lines[1::2]):
-        prefix, *keys = names.split() or [""]
-        _, *vals = values.split() or [""]
-        for k, v in zip(keys, vals):
-            name = prefix.rstrip(":") + k
-            if name in COUNTERS and v.lstrip("-").isdigit():
-                out[name] = int(v)
-    return out
+    """The COUNTERS in /proc/net/netstat or snmp text."""
+    return {name: value for name, value in parse_mib(text).items() if name in COUNTERS}
 
 
 def in_order(found: dict[str, int]) -> dict[str, int]:
@@ -54,14 +45,7 @@ def in_order(found: dict[str, int]) -> dict[str, int]:
 
 def counters() -> dict[str, int]:
     """The COUNTERS, since boot (or since this namespace was made); a missing one is left out."""
-    out: dict[str, int] = {}
-    for path in PROC_COUNTERS:
-        try:
-            with open(path) as f:
-                out.update(parse_counters(f.read()))
-        except OSError:
-            continue
-    return in_order(out)
+    return in_order(mib_counters())
 
 
 def read_here(knobs: list[str]) -> dict:

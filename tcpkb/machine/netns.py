@@ -36,9 +36,9 @@ class IsolationError(Exception):
     """The namespace could not be made: the run is skipped, not failed."""
 
 
-def die_with_parent() -> None:
-    """If the runner is killed outright, its children go with it."""
-    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+def die_with_parent(sig: int = 9) -> None:
+    """If the runner is killed outright, its children go with it (sent `sig`; 0 undoes it)."""
+    _libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def enter_new_netns(own_hash_table: bool = True) -> str:
@@ -210,3 +210,36 @@ def in_child(enter, fn, timeout: float):
     if isinstance(result, dict) and "__error__" in result:
         raise IsolationError(result["__error__"])
     return result
+
+
+def namespace_path(spec: str) -> str:
+    """NAME (as `ip netns add` makes under /run/netns), PID (/proc/PID/ns/net) or a PATH bound to
+    a network namespace -> the path to open. Raises ValueError with a one-line reason."""
+    if spec.isdigit():
+        path = f"/proc/{spec}/ns/net"
+        if not os.path.exists(path):
+            raise ValueError(f"no process {spec} (or its namespace cannot be seen)")
+    elif "/" in spec:
+        path = spec
+    else:
+        path = os.path.join("/run/netns", spec)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ValueError(f"no network namespace at {path}: {e.strerror}") from None
+    if st.st_dev != os.stat("/proc/self/ns/net").st_dev:
+        raise ValueError(f"{path} is not a network namespace (nsfs) file")
+    return path
+
+
+def enter_netns(path: str) -> int:
+    """Move this thread into the network namespace at `path` (setns); returns its inode, which
+    is how /proc/PID/ns/net names it for every process inside."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise IsolationError(f"cannot enter the namespace {path}: {os.strerror(err)}")
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)

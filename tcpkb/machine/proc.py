@@ -1,4 +1,5 @@
-"""/proc/net/tcp and tcp6, decoded: the one reader used by `tcpkb doctor` and the scenarios' lab."""
+"""/proc/net/tcp and tcp6 and the MIB counters, decoded: the readers used by `tcpkb doctor`,
+`tcpkb watch` and the scenarios' lab."""
 
 from __future__ import annotations
 
@@ -52,3 +53,28 @@ def process_name(pid: int) -> str | None:
             return f.read().strip()
     except OSError:
         return None
+
+
+def parse_mib(text: str) -> dict[str, int]:
+    """/proc/net/netstat or snmp text (pairs of lines, names then values) -> counters named as
+    nstat names them (TcpExtListenOverflows, TcpOutRsts); a line that is not a pair is skipped."""
+    out: dict[str, int] = {}
+    lines = text.splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        prefix, *keys = names.split() or [""]
+        for key, value in zip(keys, values.split()[1:]):
+            if value.lstrip("-").isdigit():
+                out[prefix.rstrip(":") + key] = int(value)
+    return out
+
+
+def mib_counters() -> dict[str, int]:
+    """Every counter of /proc/net/netstat and snmp in this namespace; an unreadable file is skipped."""
+    out: dict[str, int] = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        try:
+            with open(path) as f:
+                out.update(parse_mib(f.read()))
+        except OSError:
+            continue
+    return out

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 _SYMBOL = re.compile(r'\{\s*(-?\d+)\s*,\s*"([A-Za-z0-9_]+)"\s*\}')
@@ -82,7 +83,7 @@ EVENTS = ("tcp/tcp_send_reset", "tcp/tcp_receive_reset", "sock/inet_sk_error_rep
           "skb/kfree_skb", "tcp/tcp_retransmit_skb", "sock/inet_sock_set_state",
           "tcp/tcp_probe")  # tcp_probe only ties sockets and packets to ports (verify/events.py)
 PREFIX = "tcpkb-"
-_LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+\S+\s+"
+_LINE = re.compile(r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+"
                    r"(?P<ts>\d+\.\d+): (?P<event>\w+): (?P<body>.*)$")
 _FIELD = re.compile(r"(\w+)(?:=|: )(\S+)")
 _ENDPOINT = re.compile(r"^\[?([0-9a-fA-F.:]+?)\]?:(\d+)$")
@@ -134,25 +135,33 @@ def _remove_instance(path: str) -> bool:
         except FileNotFoundError:
             return True
         except OSError:
-            import time
             time.sleep(0.02)
     return False
 
 
 class Tracer:
     """Records tracepoints into a tracefs instance of its own, named tcpkb-<pid>-<tag>: the
-    global buffer and other users' instances are never touched, and `close()` removes it."""
+    global buffer and other users' instances are never touched, and `close()` removes it.
 
-    def __init__(self, tag: str, events: tuple[str, ...] = EVENTS, buffer_kb: int = 4096):
+    `filters` maps an event to a tracefs filter expression, applied in the kernel. `guard`
+    forks a small keeper that removes the instance when this process dies in any way, SIGKILL
+    included (the keeper sees its pipe close); without it the next Tracer's sweep does."""
+
+    def __init__(self, tag: str, events: tuple[str, ...] = EVENTS, buffer_kb: int = 4096,
+                 filters: dict[str, str] | None = None, guard: bool = False):
         root = tracing_root()
         sweep_stale(root)
         self.path = os.path.join(root, "instances", f"{PREFIX}{os.getpid()}-{tag}")
+        self._keeper = _start_keeper(self.path) if guard else None
         try:
             os.mkdir(self.path)
         except OSError as e:
+            self._stop_keeper()
             raise TracefsUnavailable(f"cannot create a tracefs instance: {e.strerror}") from None
         _write(os.path.join(self.path, "buffer_size_kb"), str(buffer_kb))
         _write(os.path.join(self.path, "trace_clock"), "mono")  # time.monotonic()'s clock
+        for event, expression in (filters or {}).items():
+            _write(os.path.join(self.path, "events", event, "filter"), expression)
         self.enabled = [e for e in events if _write(os.path.join(self.path, "events", e, "enable"), "1")]
         self.missing = [e for e in events if e not in self.enabled]
         # trace_pipe, opened once and read without blocking: each open of the `trace` file waits
@@ -160,20 +169,38 @@ class Tracer:
         self._pipe = os.open(os.path.join(self.path, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
         self._partial, self._events = b"", []
 
-    def read(self) -> list[dict]:
-        """Every event recorded so far, parsed, in order."""
-        for _ in range(10_000):  # bounded: 64 KiB at a time
+    def take(self, max_bytes: int = 1 << 20) -> list[dict]:
+        """Events recorded since the last take(), parsed, in order: what `max_bytes` of the buffer
+        holds, so a live reader prints as it goes while the kernel keeps writing."""
+        new = []
+        for _ in range(max(1, max_bytes >> 16)):  # 64 KiB at a time
             try:
                 chunk = os.read(self._pipe, 1 << 16)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more for now
                 break
             if not chunk:
                 break
             *lines, self._partial = (self._partial + chunk).split(b"\n")
-            self._events += [e for e in (parse_line(x.decode("utf-8", "replace")) for x in lines) if e]
+            new += [e for e in (parse_line(x.decode("utf-8", "replace")) for x in lines) if e]
+        return new
+
+    def read(self) -> list[dict]:
+        """Every event recorded so far, parsed, in order."""
+        for _ in range(625):  # bounded: 625 takes of 1 MiB
+            more = self.take()
+            if not more:
+                break
+            self._events += more
         return list(self._events)
+
+    def wait(self, timeout: float) -> None:
+        """Until the buffer has something to read, or `timeout` seconds."""
+        import select
+
+        try:
+            select.select([self._pipe], [], [], timeout)
+        except InterruptedError:
+            pass
 
     def close(self) -> None:
         try:
@@ -181,12 +208,52 @@ class Tracer:
         except OSError:
             pass
         _remove_instance(self.path)
+        self._stop_keeper()
+
+    def _stop_keeper(self) -> None:
+        if self._keeper:
+            pid, write_end = self._keeper
+            self._keeper = None
+            os.close(write_end)  # the keeper reads EOF, finds the instance gone, and exits
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _start_keeper(path: str) -> tuple[int, int]:
+    """Fork a process that waits for this one to end (its pipe's write end closes, however this
+    process dies) and then removes the instance at `path`. Forked before the instance exists,
+    so it holds none of the instance's files open."""
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            # hold nothing of the parent's open: a pipe it writes to must see EOF when it ends
+            os.closerange(0, read_end)
+            os.closerange(read_end + 1, os.sysconf("SC_OPEN_MAX"))
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_IGN)  # Ctrl-C reaches the whole group: outlive it
+            while True:
+                try:
+                    if not os.read(read_end, 64):
+                        break
+                except InterruptedError:
+                    continue
+            if os.path.isdir(path):
+                _remove_instance(path)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    return pid, write_end
 
 
 def parse_line(line: str) -> dict | None:
@@ -196,7 +263,10 @@ def parse_line(line: str) -> dict | None:
     if not m:
         return None
     out: dict = {"event": m["event"], "t": float(m["ts"]), "cpu": int(m["cpu"]),
-                 "pid": int(m["pid"]), "task": m["task"].strip()}
+                 "pid": int(m["pid"]), "task": m["task"].strip(),
+                 # the irq-info column's third letter: s/h/H/z/Z when the event ran in an
+                 # interrupt, where pid and task are merely whoever the CPU happened to be running
+                 "interrupt": len(m["flags"]) >= 3 and m["flags"][2] in "shHzZ"}
     for key, value in _FIELD.findall(m["body"]):
         if key in ("src", "dest") and (ep := _ENDPOINT.match(value)):
             side = "s" if key == "src" else "d"

@@ -13,7 +13,8 @@ say — or when the socket it was dropped on (rx_sk) is one the lab's events nam
 which fires for each segment an established socket receives, is recorded for that alone: it
 names the socket and the packet with their ports, and is not kept in the trace. Pointers are
 compared as the trace prints them (hashed, but the same pointer hashes the same within a boot).
-Any other drop is not attributed, and the trace counts how many were left out.
+Any other drop is not attributed, and the trace counts how many were left out. The following
+itself is machine/attribution.py's, shared with `tcpkb watch --netns`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import fcntl
 import os
 import tempfile
 
+from ..machine.attribution import Attribution
+
 FIRST_PORT, SLOT_SIZE = 10240, 512
 SLOTS = (32768 - FIRST_PORT) // SLOT_SIZE
-NULL = {"0000000000000000", "00000000", "(null)", "0"}
 KEEP = ("event", "t_ms", "cpu", "task", "saddr", "sport", "daddr", "dport", "reason", "state",
         "oldstate", "newstate", "error", "location", "protocol")
 
@@ -60,31 +62,15 @@ class PortSlot:
 def attribute(events: list[dict], ports) -> tuple[list[dict], int]:
     """The lab's events among everything the instance recorded, and how many drops were left
     out because nothing tied them to the lab."""
+    follow = Attribution(lambda e: True if e.get("sport") in ports or e.get("dport") in ports else None)
     ours: list[dict] = []
-    skbs: dict[tuple, bool] = {}  # (cpu, skbaddr) -> whether the last event naming it was ours
-    socks: set[str] = set()
-    left_out = 0
     for e in events:
-        skb = e.get("skbaddr")
-        key = (e.get("cpu"), skb) if skb and skb not in NULL else None
-        if e["event"] == "kfree_skb":
-            if (key and skbs.get(key)) or e.get("rx_sk") in socks:
-                ours.append(e)
-            else:
-                left_out += 1
+        if not follow.feed(e) or e["event"] == "tcp_probe":
             continue
-        mine = e.get("sport") in ports or e.get("dport") in ports
-        if key:
-            skbs[key] = mine
-        if mine:
-            if e.get("skaddr") and e["skaddr"] not in NULL:
-                socks.add(e["skaddr"])
-            if e["event"] == "tcp_probe":
-                continue
-            if e["event"] == "inet_sk_error_report" and not e.get("error"):
-                continue  # sk_error_report() also runs with no error set (a disconnect)
-            ours.append(e)
-    return ours, left_out
+        if e["event"] == "inet_sk_error_report" and not e.get("error"):
+            continue  # sk_error_report() also runs with no error set (a disconnect)
+        ours.append(e)
+    return ours, follow.left_out
 
 
 def shown(e: dict, t_ms: float) -> dict:
