@@ -42,6 +42,9 @@ class Counter(Kind):
         "mib": Field("str_or_null"),
         "netstat": Field("str_or_null"),
         "type": Field("str", required=True, choices=("events", "gauge", "constant")),
+        # counters this one also counts: each of their increments moves this one too
+        # (ListenDrops with ListenOverflows), so the narrower one names the cause
+        "includes": Field("str_list"),
         **LIFETIME_FIELDS,
     }
     sections = ("Meaning", "Where the kernel counts it", "What the application sees", "Causes",
@@ -53,8 +56,12 @@ class Counter(Kind):
     columns = {"id": "text", "name": "text", "group": "text", "field": "text", "file": "text",
                "mib": "text", "netstat": "text", "type": "text", "since": "text", "absent_on": "text",
                "removed_in": "text"}
+    extra_tables = {"counter_includes": ({"entry_id": "text", "counter_id": "text"}, ("entry_id", "counter_id"))}
     kernel_facts = ("exists",)
-    descriptions = {"counters": ("The counters of /proc/net/netstat and /proc/net/snmp, by their nstat "
+    descriptions = {
+        "counter_includes": ("Counters one counter includes: the kernel increments it on every path "
+                             "that increments them.", {
+            "entry_id": "the wider counter", "counter_id": "a counter whose every increment it counts too"}),"counters": ("The counters of /proc/net/netstat and /proc/net/snmp, by their nstat "
                                  "name; which kernels have each is in facts_by_kernel.", {
         "group": "the line head it is printed under (TcpExt, Tcp, Ip …)",
         "field": "its name on that line", "file": "the /proc file that prints it",
@@ -71,6 +78,10 @@ class Counter(Kind):
     def order(self, meta: dict):
         return (GROUPS.index(meta["group"]) if meta.get("group") in GROUPS else 99, meta.get("name", ""))
 
+    def references(self, meta: dict):
+        for c in meta.get("includes") or []:
+            yield "includes", c, "counter"
+
     def lint(self, meta: dict) -> list[tuple[str, str, str]]:
         name, group = meta.get("name", ""), meta.get("group")
         if isinstance(group, str) and group_of(name) != group:
@@ -85,6 +96,7 @@ class Counter(Kind):
         row["file"] = FILES.get(m["group"], "/proc/net/snmp")
         spellings = {f"{m['group']}:{row['field']}", f"{m['group']} {row['field']}", m.get("mib")}
         rows["aliases"] = [{"entry_id": note.id, "alias": a} for a in sorted(filter(None, spellings))]
+        rows["counter_includes"] = [{"entry_id": note.id, "counter_id": c} for c in m.get("includes") or []]
         return rows
 
     def find(self, conn, query: str) -> Hit:

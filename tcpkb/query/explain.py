@@ -47,8 +47,10 @@ _NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is
 _BSD_HINT = re.compile(r"/Users/|/opt/homebrew|/Library/|\.framework/|\b(?:[Dd]arwin|macOS|Mac OS X|FreeBSD|OpenBSD)\b")
 _EXIT = re.compile(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
                    r"\s*[:=]?\s*(1[2-5]\d)\b", re.I)  # `make: *** [x] Error 141`, `exit 141`, `status=141`
-# `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status alone on a line below it
-_STATUS_ECHO = re.compile(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(1[2-5]\d)[ \t]*(?:\n|$)")
+# `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status on a line below it; `echo ${PIPESTATUS[@]}`
+# prints one status per stage of the pipeline ("141 0": the first stage died of SIGPIPE)
+_STATUS_ECHO = re.compile(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(?:\d{1,3}[ \t]+)*?(1[2-5]\d)"
+                          r"(?:[ \t]+\d{1,3})*[ \t]*(?:\n|$)")
 # "killed by signal 13", "terminated by signal 13", "exited on signal 13", "signal: 13"
 _SIGNAL_NUMBER = re.compile(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exited on|received|got|by)"
                             r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
@@ -61,7 +63,8 @@ _NETWORK_WORDS = re.compile(r"sock|connect|bind|listen|accept|recv|send|read|wri
 _KILLED = re.compile(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
                      r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
 # A shell's job report: "bash: line 1:  4821 Broken pipe    yes" names the signal by its description.
-_JOB = re.compile(r"(?:^|\n)[^\n]*?\b\d+ +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
+# bash's job notice after `kill %1` prints the job number instead: "[1]+  Terminated    ./server"
+_JOB = re.compile(r"(?:^|\n)[^\n]*?(?:\b\d+|\[\d+\][+-]?) +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
 
 
 def _state_counts(text: str) -> dict[str, int]:
@@ -71,6 +74,12 @@ def _state_counts(text: str) -> dict[str, int]:
         key = re.sub(r"[-_]", "", (m.group(2) or m.group(3)).upper())
         counts[key] = counts.get(key, 0) + int(m.group(1) or m.group(4))
     return counts
+
+
+def _alone_on_line(text: str, at: int, word: str) -> bool:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return text[start:end if end >= 0 else len(text)].strip().lower() == word.lower()
 
 
 def _find_in_order(lowered: str, frags: list[str]) -> list[tuple[int, str]]:
@@ -142,6 +151,9 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
+        if source == "note" and len(found_frags) == 1 and found_frags[0][1].isalpha() and \
+                not _alone_on_line(text, *found_frags[0]):
+            continue  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
         coverage = sum(weights[f] for _, f in found_frags) / sum(weights.values())
         raw = sum(weight(f) for _, f in found_frags)
         if coverage < 0.5 or raw < 8:
@@ -252,6 +264,7 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
 
 _COUNTER = re.compile(r"\b((?:TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9]*)\b")
 _FIELD_LINE = re.compile(r"(?m)^[ \t]*([A-Z][A-Za-z0-9]+): (\d+)[ \t]*$")  # netstat -s without a sentence
+_NSTAT_VALUE = re.compile(r"[ \t]+(\d+)")  # nstat: the name, then its value on the line
 _REASON = re.compile(r"\b(SKB_DROP_REASON_|SK_RST_REASON_|reason[:=]? ?\(?)([A-Z][A-Z0-9_]{2,})\b")
 _DROP_CONTEXT = re.compile(r"kfree_skb|drop|dropwatch|pwru|retis", re.I)
 _RST_CONTEXT = re.compile(r"tcp_send_reset|\breset\b|\brst\b", re.I)
@@ -268,6 +281,7 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
         if row:
             _add(found, row[0], 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(1),
                                               detail=f"nstat's name for {row[0]}"))
+            _counted(found, row[0], _NSTAT_VALUE.match(text, m.end()))
     spans: set[tuple[int, int]] = set()
     rows = conn.execute("select id, netstat from counters where netstat is not null").fetchall()
     lowered = text.lower()
@@ -280,6 +294,7 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
             spans.add((m.start(), m.end()))
             _add(found, entry_id, 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(0),
                                                 detail=f"netstat -s prints {entry_id} as {sentence!r}"))
+            _counted(found, entry_id, re.search(r"(\d+)", m.group(0)))
     for m in _FIELD_LINE.finditer(text):
         field = re.sub(r"^((?:In|Out)Type)\d+$", r"\1", m.group(1))
         ids = [r[0] for r in conn.execute("select id from counters where field = ?", (field,))]
@@ -288,6 +303,7 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
             _add(found, entry_id, 0.85, Evidence(rule="counter", span=[m.start(1), m.end(2)],
                                                  text=m.group(0).strip(),
                                                  detail=f"netstat -s prints {entry_id} by its field name"))
+            found[entry_id].setdefault("counts", []).append(int(m.group(2)))
     for m in _REASON.finditer(text):
         end = text.find("\n", m.end())
         line = text[text.rfind("\n", 0, m.start()) + 1:end if end >= 0 else len(text)]
@@ -301,6 +317,30 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
                     rule="reason", span=[m.start(2), m.end(2)], text=m.group(2),
                     detail=f"the kernel's {'drop' if kind == 'drop' else 'reset'} reason {m.group(2)}"))
                 break
+
+
+def _counted(found: dict, entry_id: str, m: re.Match | None) -> None:
+    if m:
+        found[entry_id].setdefault("counts", []).append(int(m.group(1)))
+
+
+def _counters_by_count(conn: sqlite3.Connection, found: dict) -> None:
+    """Several counters printed with their values (netstat -s, nstat): the largest names what
+    happened most and ranks first; at equal values the narrower counter (ListenOverflows) ranks above
+    the one that includes it (ListenDrops counts every overflow too): it names the cause."""
+    counted = {e: max(item["counts"]) for e, item in found.items() if item.get("counts")}
+    if len(counted) < 2:
+        return
+    most = max(counted.values())
+    includes = conn.execute("select entry_id, counter_id from counter_includes").fetchall()
+    for entry_id, count in counted.items():
+        # the largest keeps its score; any smaller one stays visibly below it, however close
+        factor = 1.0 if count == most else min(0.5 + 0.4 * count / most, 0.88) / 0.9
+        if any(wide == entry_id and counted.get(narrow) == count for wide, narrow in includes):
+            factor *= 0.97
+        item = found[entry_id]
+        item["scores"] = [s * factor if e["rule"] == "counter" else s
+                          for s, e in zip(item["scores"], item["evidence"])]
 
 
 def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
@@ -407,6 +447,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     by_message = _messages(conn, text, lowered, found)
     _names(conn, text, found)
     _kernel_words(conn, text, found)
+    _counters_by_count(conn, found)
     _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
     if _KILLED.search(text):  # killed for its memory: a signal, not the ENOMEM a call returns
