@@ -41,6 +41,10 @@ _NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is
      ".NET's ErrorCode N", "windows"),
     (re.compile(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows"),
     (re.compile(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None),
+    # MySQL's and MariaDB's CR_CONNECTION_ERROR (2002) and CR_CONN_HOST_ERROR (2003) end with the OS
+    # errno: "through socket '/run/mysqld/mysqld.sock' (2)" is ENOENT, "(111)" ECONNREFUSED
+    (re.compile(r"Can't connect to (?:local )?(?:MySQL|MariaDB) server[^\n]*?\((\d{1,5})\)"),
+     "MySQL's (errno) after Can't connect", None),
     (re.compile(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None),
 ]
 # Where a process on macOS or FreeBSD printed the text: its errno numbers are the BSD ones.
