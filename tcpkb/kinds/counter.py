@@ -30,6 +30,12 @@ def wording_pattern(sentence: str) -> re.Pattern:
     return re.compile(r"\d+".join(parts), re.I)
 
 
+def netstat_key(sentence: str) -> str:
+    """The longest literal part of a netstat -s sentence, lower case: a pasted text without it
+    cannot hold the sentence, so explain needs no regex for it (SQL finds the few with instr)."""
+    return max(_NUMBER_WORD.split(sentence), key=len).strip().lower()
+
+
 class Counter(Kind):
     name = "counter"
     plural = "Counters"
@@ -54,8 +60,8 @@ class Counter(Kind):
     query_help = "TcpExtListenOverflows, ListenOverflows, TcpExt:ListenOverflows, LINUX_MIB_LISTENOVERFLOWS"
     table = "counters"
     columns = {"id": "text", "name": "text", "group": "text", "field": "text", "file": "text",
-               "mib": "text", "netstat": "text", "type": "text", "since": "text", "absent_on": "text",
-               "removed_in": "text"}
+               "mib": "text", "netstat": "text", "netstat_key": "text", "type": "text", "since": "text",
+               "absent_on": "text", "removed_in": "text"}
     extra_tables = {"counter_includes": ({"entry_id": "text", "counter_id": "text"}, ("entry_id", "counter_id"))}
     kernel_facts = ("exists",)
     descriptions = {
@@ -67,6 +73,7 @@ class Counter(Kind):
         "field": "its name on that line", "file": "the /proc file that prints it",
         "mib": "the kernel's enum value behind it (LINUX_MIB_…)",
         "netstat": "the sentence netstat -s prints for it (N stands for the number)",
+        "netstat_key": "the sentence's longest literal part, lower case: explain looks for it first",
         "type": "events (only grows), gauge (goes up and down) or constant",
         "since": "the kernel release that added it, if after 6.1",
         "absent_on": "kernels verified to lack it, where the release that added it is not known",
@@ -94,6 +101,7 @@ class Counter(Kind):
         row = rows["counters"][0]
         row["field"] = m["name"][len(m["group"]):]
         row["file"] = FILES.get(m["group"], "/proc/net/snmp")
+        row["netstat_key"] = netstat_key(m["netstat"]) if m.get("netstat") else None
         spellings = {f"{m['group']}:{row['field']}", f"{m['group']} {row['field']}", m.get("mib")}
         rows["aliases"] = [{"entry_id": note.id, "alias": a} for a in sorted(filter(None, spellings))]
         rows["counter_includes"] = [{"entry_id": note.id, "counter_id": c} for c in m.get("includes") or []]
