@@ -21,6 +21,9 @@ THRESHOLD = 0.3  # below this an entry is not named at all
 # low-confidence ("confident": false), and the exit status says no entry was named (1).
 CONFIDENT = 0.5
 
+_AS_SPACE = {ord("\n"): " ", ord("\r"): " ", ord("\t"): " "}  # same length: spans stay the text's
+
+
 class _Lazy:
     """A regular expression compiled on first use. explain runs as a whole process per pasted line,
     and most of its patterns are skipped for a given text (each guarded by a literal it needs), so
@@ -475,7 +478,9 @@ def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     """The entries the text means, best first: [{id, score, evidence, deadline}]."""
     text = text[:MAX_TEXT]
-    lowered = text.lower().replace("\u2019", "'")  # Windows' French and Italian texts use ’
+    # Windows' French and Italian texts use ’; a long message wrapped onto several lines (Windows'
+    # own pt-BR and ru texts break their lines) still matches: a line break counts as a space
+    lowered = text.lower().replace("\u2019", "'").translate(_AS_SPACE)
     found: dict[str, dict] = {}
     by_message = _messages(conn, text, lowered, found)
     _names(conn, text, found)
