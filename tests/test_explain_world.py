@@ -87,6 +87,20 @@ WINDOWS += [
      "conexión establecida ya que el host conectado no ha podido responder", "errno:ETIMEDOUT", "es"),
 ]
 
+WINDOWS += [  # bind's codes, as servers and Docker Desktop print them
+    # id 18918684010 (Docker Desktop publishing a port the system reserved)
+    ("Error response from daemon: Ports are not available: exposing port TCP 0.0.0.0:80 -> 0.0.0.0:0: listen tcp "
+     "0.0.0.0:80: bind: Der Zugriff auf einen Socket war aufgrund der Zugriffsrechte des Sockets unzulässig.",
+     "errno:EACCES", "de"),
+    # id 66643742304 (Twisted's endpoint)
+    ("Listen failure: Couldn't listen on 0.0.0.0:8000: [WinError 10048] Обычно разрешается только одно использование "
+     "адреса сокета (протокол/сетевой адрес/порт).", "errno:EADDRINUSE", "ru"),
+    # id 17150140114 (a Jupyter traceback)
+    ('"evalue": "[WinError 10049] 요청한 주소는 해당 컨텍스트에서 유효하지 않습니다"', "errno:EADDRNOTAVAIL", "ko"),
+    # id 59082168708 (http.server on a port Windows reserved)
+    ("PermissionError: [WinError 10013] アクセス許可で禁じられた方法でソケットにアクセスしようとしました。", "errno:EACCES", "ja"),
+]
+
 
 @pytest.mark.parametrize("text, wanted, lang", WINDOWS)
 def test_windows_messages_in_other_languages(conn, text, wanted, lang):
