@@ -241,6 +241,15 @@ def test_the_wrapped_windows_error_outranks_urllib3s_wrapper(conn, text, wanted)
     assert best(conn, text)["id"] == wanted
 
 
+def test_urllib3s_connection_aborted_sentence_is_no_strerror(conn):
+    # http.client's RemoteDisconnected (the server closed before answering) under urllib3's wrapper:
+    # musl's strerror for ECONNABORTED is "Connection aborted", but no strerror ends with a full stop
+    text = ("urllib3.exceptions.ProtocolError: ('Connection aborted.', "
+            "RemoteDisconnected('Remote end closed connection without response'))")
+    assert "errno:ECONNABORTED" not in [m["id"] for m in explain(conn, text)]
+    assert best(conn, "[Errno 103] Connection aborted")["id"] == "errno:ECONNABORTED"
+
+
 def test_an_application_deadline_in_a_vocabulary_says_so(conn):
     assert best(conn, "Net::ReadTimeout with #<TCPSocket:(closed)>")["deadline"] is True
     assert best(conn, "net::ERR_CONNECTION_RESET")["deadline"] is False

@@ -144,6 +144,17 @@ def _number_forms(text: str, lowered: str):
     return [(p, what, platform) for p, what, platform, needs in _NUMBERS if any(n in lowered for n in needs)]
 
 
+def _strerror_stands(text: str, end: int) -> bool:
+    """A C library's message ends its clause, and carries no full stop of its own: a quoted
+    sentence "'Connection aborted.'" is an application's words (urllib3's ProtocolError wrapping
+    the real error as ('Connection aborted.', RemoteDisconnected(…))), not musl's strerror."""
+    return _ends_clause(text, end) and not _quoted_sentence(text, end)
+
+
+def _quoted_sentence(text: str, end: int) -> bool:
+    return text[end:end + 2] in (".'", '."')
+
+
 def _context_numbers(text: str, lowered: str | None = None) -> set[int]:
     return {int(m.group(1)) for pattern, _, _ in _number_forms(text, lowered or text.lower())
             for m in pattern.finditer(text) if m.group(1)}
@@ -179,13 +190,15 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
         # a C library's bare message ends its clause; Windows' sentences are followed by more
         # (.NET appends the endpoint), and a vendor's phrase is matched as a note's is
         if (source in ("glibc", "musl") or source.startswith("glibc:")) and \
-                not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
+                not _strerror_stands(text, hits[-1][0] + len(hits[-1][1])):
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
         if source == "note" and len(found_frags) == 1 and found_frags[0][1].isalpha() and \
                 not _alone_on_line(text, *found_frags[0]):
             continue  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
+        if len(found_frags) == 1 and _quoted_sentence(text, found_frags[0][0] + len(found_frags[0][1])):
+            continue  # only a clause that is someone's quoted sentence: urllib3's 'Connection aborted.'
         coverage = sum(weights[f] for _, f in found_frags) / sum(weights.values())
         raw = sum(weight(f) for _, f in found_frags)
         if coverage < 0.5 or raw < 8:
