@@ -13,7 +13,11 @@ How an entry is added (the procedure that produced the file):
 2. keep a text only when a thread shows it verbatim after the code (`[WinError N]`,
    `SocketException (N)`, `(os error N)`), so the code names which message it is;
 3. add {code, lang, text, source: the thread's URL}; never translate one yourself: a code and
-   language without a quoted text stays missing.
+   language without a quoted text stays missing. A text found with `find_string` (which names a
+   file by its index id, not its URL) cites Microsoft's localized SQL Server error page where that
+   page quotes the same text, else a GitHub code search for the exact text, and keeps the id of the
+   file that shows it beside its code as `index_id` (open it with `read_file`). Machine-translated
+   documentation is no source on its own: its wording can differ from what Windows prints.
 
 This script checks every item (a known WSA code with an errno note, a language from the list,
 a public http(s) URL, no duplicate) and prints the coverage: which codes each language has,

@@ -51,6 +51,58 @@ WINDOWS = [
      "errno:ECONNREFUSED", "ru"),
 ]
 
+# Windows' texts in more languages, each line's shape from a public file in the search tools' index
+# (read_file id in the comment) that prints the text beside its code
+WINDOWS += [
+    # id 37948362565 (a tkinter error box quoting Python's exception)
+    ("ConnectionRefusedError: [WinError 10061] Es konnte keine Verbindung hergestellt werden, da der Zielcomputer "
+     "die Verbindung verweigerte", "errno:ECONNREFUSED", "de"),
+    # id 52160492854 (a socket client's traceback)
+    ("TimeoutError: [WinError 10060] Uma tentativa de conexão falhou porque o componente conectado não respondeu\n"
+     "corretamente após um período de tempo ou a conexão estabelecida falhou\nporque o host conectado não respondeu",
+     "errno:ETIMEDOUT", "pt-BR"),
+    # id 41393722989 (tokio-postgres on Windows)
+    ('Error { kind: Io, cause: Some(Os { code: 10054, kind: ConnectionReset, message: "Connessione in corso '
+     'interrotta forzatamente dall\'host remoto." }) }', "errno:ECONNRESET", "it"),
+    # id 68509078473 (a Rust HTTP/2 client)
+    ("read: H2 I/O: Программа на вашем хост-компьютере разорвала установленное подключение. (os error 10053)",
+     "errno:ECONNABORTED", "ru"),
+    # id 56241254352 (Npgsql on .NET)
+    ("---> System.IO.IOException: Unable to read data from the transport connection: 遠端主機已強制關閉一個現存的連線。.\n"
+     "---> System.Net.Sockets.SocketException (10054): 遠端主機已強制關閉一個現存的連線。", "errno:ECONNRESET", "zh-TW"),
+    # id 7848863102 (.NET TcpClient)
+    ("System.IO.IOException: 転送接続にデータを書き込めません: 確立された接続がホスト コンピューターのソウトウェアによって中止されました。",
+     "errno:ECONNABORTED", "ja"),
+    # id 21526214525 (redis-py)
+    ("Error 10053 while writing to socket. 현재 연결은 사용자의 호스트 시스템의 소프트웨어의 의해 중단되었습니다.",
+     "errno:ECONNABORTED", "ko"),
+    # id 9856181128 (restic, Go's connectex)
+    ('Fatal: unable to open config file: Head "https://good.example.tld/user/config": dial tcp [ipv6]:443: connectex: '
+     "Une tentative de connexion a échoué car le parti connecté n’a pas répondu convenablement au-delà d’une "
+     "certaine durée ou une connexion établie a échoué car l’hôte de connexion n’a pas répondu.", "errno:ETIMEDOUT", "fr"),
+    # id 21522863398 (Laravel on MySQL)
+    ("SQLSTATE[HY000] [2002] Nie można nawiązać połączenia, ponieważ komputer docelowy aktywnie go odmawia "
+     "(Connection: mysql, SQL: select * from `people`)", "errno:ECONNREFUSED", "pl"),
+    # id 12675354647 (CodeIgniter's log)
+    ("Severity: Warning --> mysqli::real_connect(): (HY000/2002): Se produjo un error durante el intento de conexión "
+     "ya que la parte conectada no respondió adecuadamente tras un periodo de tiempo, o bien se produjo un error en la "
+     "conexión establecida ya que el host conectado no ha podido responder", "errno:ETIMEDOUT", "es"),
+]
+
+WINDOWS += [  # bind's codes, as servers and Docker Desktop print them
+    # id 18918684010 (Docker Desktop publishing a port the system reserved)
+    ("Error response from daemon: Ports are not available: exposing port TCP 0.0.0.0:80 -> 0.0.0.0:0: listen tcp "
+     "0.0.0.0:80: bind: Der Zugriff auf einen Socket war aufgrund der Zugriffsrechte des Sockets unzulässig.",
+     "errno:EACCES", "de"),
+    # id 66643742304 (Twisted's endpoint)
+    ("Listen failure: Couldn't listen on 0.0.0.0:8000: [WinError 10048] Обычно разрешается только одно использование "
+     "адреса сокета (протокол/сетевой адрес/порт).", "errno:EADDRINUSE", "ru"),
+    # id 17150140114 (a Jupyter traceback)
+    ('"evalue": "[WinError 10049] 요청한 주소는 해당 컨텍스트에서 유효하지 않습니다"', "errno:EADDRNOTAVAIL", "ko"),
+    # id 59082168708 (http.server on a port Windows reserved)
+    ("PermissionError: [WinError 10013] アクセス許可で禁じられた方法でソケットにアクセスしようとしました。", "errno:EACCES", "ja"),
+]
+
 
 @pytest.mark.parametrize("text, wanted, lang", WINDOWS)
 def test_windows_messages_in_other_languages(conn, text, wanted, lang):
@@ -131,6 +183,75 @@ def test_vendor_vocabularies_name_the_entry_and_show_the_item(conn, text, wanted
         assert text[ev["span"][0]:ev["span"][1]] == ev["text"]
 
 
+VOCABULARY_MORE = [
+    # Firefox's network monitor and its "Secure Connection Failed" page (ErrorList.py, ErrorAccordingToNSPR)
+    ("GET http://127.0.0.1:9200/_cluster/health\nNS_ERROR_NET_TIMEOUT", "errno:ETIMEDOUT", "firefox"),
+    ("An error occurred during a connection to example.internal.\nError code: PR_CONNECT_RESET_ERROR",
+     "errno:ECONNRESET", "firefox"),
+    # a Zig program's error return trace (lib/std/posix.zig)
+    ("error: ConnectionRefused\n/usr/lib/zig/std/posix.zig:4143:31: 0x10438a2 in connect (client)\n"
+     "            .CONNREFUSED => return error.ConnectionRefused,", "errno:ECONNREFUSED", "zig"),
+    # Bun's fetch (id 16682404311): the Zig error name is the error's name
+    ('ConnectionRefused: Unable to connect. Is the computer able to access the url?\n path: "http://127.0.0.1:8080/"',
+     "errno:ECONNREFUSED", "zig"),
+    # kubectl's StandardErrorMessage (pkg/cmd/util/helpers.go)
+    ("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?",
+     "errno:ECONNREFUSED", "clients"),
+    # urllib3's _raise_timeout, as pip prints it
+    ("WARNING: Retrying (Retry(total=2, connect=None, read=None, redirect=None, status=None)) after connection "
+     "broken by 'ConnectTimeoutError(<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f3a2c1e5d50>, "
+     "'Connection to pypi.org timed out. (connect timeout=15)')': /simple/requests/", "errno:ETIMEDOUT", "clients"),
+    # lua-nginx-module's send timer (ngx_http_lua_socket_tcp.c)
+    ('2024/03/02 10:00:01 [error] 31#31: *77 lua tcp socket write timed out, client: 10.1.0.3, server: _, '
+     'request: "POST /upload HTTP/1.1"', "errno:ETIMEDOUT", "openresty"),
+    # varnishlog's FetchError when the backend stalls between bytes (cache_http1_fetch.c)
+    ("-   BackendOpen    26 boot.default 10.0.0.8 8080 10.0.0.2 41822\n-   FetchError     timeout",
+     "errno:ETIMEDOUT", "varnish"),
+]
+
+
+@pytest.mark.parametrize("text, wanted, vocabulary", VOCABULARY_MORE)
+def test_more_vendor_vocabularies(conn, text, wanted, vocabulary):
+    test_vendor_vocabularies_name_the_entry_and_show_the_item(conn, text, wanted, vocabulary)
+    assert any(vocabulary in ev["detail"] or ev["rule"] == "vocabulary" for ev in best(conn, text)["evidence"])
+
+
+@pytest.mark.parametrize("text, wanted", [
+    # MySQL's and MariaDB's client errors end with the OS errno (CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR)
+    ("ERROR 2002 (HY000): Can't connect to local MariaDB server through socket '/run/mysqld/mysqld.sock' (2)",
+     "errno:ENOENT"),
+    ("ERROR 2002 (HY000): Can't connect to local MySQL server through socket '/tmp/mysql.sock' (111)",
+     "errno:ECONNREFUSED"),
+])
+def test_mysql_says_the_os_errno_in_parentheses(conn, text, wanted):
+    m = best(conn, text)
+    assert m["id"] == wanted and m["confident"]
+    assert any(ev["rule"] == "number" for ev in m["evidence"])
+
+
+@pytest.mark.parametrize("text, wanted", [
+    # urllib3 wraps the socket error in ProtocolError('Connection aborted.', …): the inner one says what
+    # happened (ids 6633494528 and 29292129598, Windows in French and Spanish)
+    ("requests.exceptions.ConnectionError: ('Connection aborted.', ConnectionAbortedError(10053, 'Une connexion "
+     "établie a été abandonnée par un logiciel de votre ordinateur hôte', None, 10053, None))", "errno:ECONNABORTED"),
+    ("requests.exceptions.ConnectionError: ('Connection aborted.', TimeoutError(10060, 'Se produjo un error durante "
+     "el intento de conexión ya que la parte conectada no respondió adecuadamente tras un periodo de tiempo, o bien "
+     "se produjo un error en la conexión establecida ya que el host conectado no ha podido responder', None, 10060, "
+     "None))", "errno:ETIMEDOUT"),
+])
+def test_the_wrapped_windows_error_outranks_urllib3s_wrapper(conn, text, wanted):
+    assert best(conn, text)["id"] == wanted
+
+
+def test_urllib3s_connection_aborted_sentence_is_no_strerror(conn):
+    # http.client's RemoteDisconnected (the server closed before answering) under urllib3's wrapper:
+    # musl's strerror for ECONNABORTED is "Connection aborted", but no strerror ends with a full stop
+    text = ("urllib3.exceptions.ProtocolError: ('Connection aborted.', "
+            "RemoteDisconnected('Remote end closed connection without response'))")
+    assert "errno:ECONNABORTED" not in [m["id"] for m in explain(conn, text)]
+    assert best(conn, "[Errno 103] Connection aborted")["id"] == "errno:ECONNABORTED"
+
+
 def test_an_application_deadline_in_a_vocabulary_says_so(conn):
     assert best(conn, "Net::ReadTimeout with #<TCPSocket:(closed)>")["deadline"] is True
     assert best(conn, "net::ERR_CONNECTION_RESET")["deadline"] is False
@@ -172,6 +293,8 @@ def test_bsd_numbers_when_linux_means_no_socket_error(conn, text, wanted, confid
     "exit 141",
     '$ yes | head -n1; echo "${PIPESTATUS[0]}"\ny\n141',
     "zsh: exit 141     yes | head -1",
+    # bash prints one status per stage of the pipeline
+    "$ yes | head -n1 > /dev/null\n$ echo ${PIPESTATUS[@]}\n141 0",
 ])
 def test_sigpipe_known_by_its_status(conn, text):
     assert best(conn, text)["id"] == "signal:SIGPIPE"
@@ -182,6 +305,41 @@ def test_a_listing_with_counts_ranks_by_count(conn):
     text = "     20 CLOSE_WAIT\n   3000 TIME_WAIT\n     12 FIN_WAIT2\n      4 LISTEN\n     40 ESTABLISHED"
     ids = [m["id"] for m in explain(conn, text)]
     assert ids[:3] == ["state:TIME_WAIT", "state:CLOSE_WAIT", "state:FIN_WAIT2"]
+
+
+def test_counters_printed_with_values_rank_by_value(conn):
+    # netstat -s (net-tools' sentences, kb/counter/): the largest count first
+    text = "    120 SYN cookies sent\n    4117 SYN cookies received\n    3 invalid SYN cookies received"
+    ids = [m["id"] for m in explain(conn, text)]
+    assert ids[:3] == ["counter:TcpExtSyncookiesRecv", "counter:TcpExtSyncookiesSent", "counter:TcpExtSyncookiesFailed"]
+    # nstat: the wider ListenDrops larger than ListenOverflows ranks first (drops that were no overflow)
+    text = "#kernel\nTcpExtListenOverflows           7                  0.0\nTcpExtListenDrops               519                0.0"
+    assert [m["id"] for m in explain(conn, text)][:2] == ["counter:TcpExtListenDrops", "counter:TcpExtListenOverflows"]
+
+
+def test_at_equal_counts_the_narrower_counter_names_the_cause(conn):
+    # tcp_conn_request() and tcp_v4_syn_recv_sock() count an overflow in both; ListenDrops includes it
+    text = "    7 SYNs to LISTEN sockets dropped\n    7 times the listen queue of a socket overflowed"
+    assert best(conn, text)["id"] == "counter:TcpExtListenOverflows"
+
+
+@pytest.mark.parametrize("text", [
+    "grpc._channel._MultiThreadedRendezvous: <_MultiThreadedRendezvous of RPC that terminated with:\n"
+    "\tstatus = StatusCode.NOT_FOUND",
+    "    State:          Terminated\n      Reason:       Completed\n      Exit Code:    0",
+    "Stream terminated unexpectedly by the server",
+])
+def test_one_word_of_a_shell_message_is_not_the_signal(conn, text):
+    assert all(not m["confident"] for m in explain(conn, text) if m["id"] == "signal:SIGTERM")
+
+
+@pytest.mark.parametrize("text", [
+    "Terminated",
+    "[1]+  Terminated              python3 -m http.server 8000",  # bash's job notice after `kill %1`
+])
+def test_a_shells_terminated_notice_is_sigterm(conn, text):
+    m = best(conn, text)
+    assert m["id"] == "signal:SIGTERM" and m["confident"]
 
 
 def test_an_errno_named_outranks_its_knobs(conn):

@@ -30,6 +30,12 @@ def wording_pattern(sentence: str) -> re.Pattern:
     return re.compile(r"\d+".join(parts), re.I)
 
 
+def netstat_key(sentence: str) -> str:
+    """The longest literal part of a netstat -s sentence, lower case: a pasted text without it
+    cannot hold the sentence, so explain needs no regex for it (SQL finds the few with instr)."""
+    return max(_NUMBER_WORD.split(sentence), key=len).strip().lower()
+
+
 class Counter(Kind):
     name = "counter"
     plural = "Counters"
@@ -42,6 +48,9 @@ class Counter(Kind):
         "mib": Field("str_or_null"),
         "netstat": Field("str_or_null"),
         "type": Field("str", required=True, choices=("events", "gauge", "constant")),
+        # counters this one also counts: each of their increments moves this one too
+        # (ListenDrops with ListenOverflows), so the narrower one names the cause
+        "includes": Field("str_list"),
         **LIFETIME_FIELDS,
     }
     sections = ("Meaning", "Where the kernel counts it", "What the application sees", "Causes",
@@ -51,15 +60,20 @@ class Counter(Kind):
     query_help = "TcpExtListenOverflows, ListenOverflows, TcpExt:ListenOverflows, LINUX_MIB_LISTENOVERFLOWS"
     table = "counters"
     columns = {"id": "text", "name": "text", "group": "text", "field": "text", "file": "text",
-               "mib": "text", "netstat": "text", "type": "text", "since": "text", "absent_on": "text",
-               "removed_in": "text"}
+               "mib": "text", "netstat": "text", "netstat_key": "text", "type": "text", "since": "text",
+               "absent_on": "text", "removed_in": "text"}
+    extra_tables = {"counter_includes": ({"entry_id": "text", "counter_id": "text"}, ("entry_id", "counter_id"))}
     kernel_facts = ("exists",)
-    descriptions = {"counters": ("The counters of /proc/net/netstat and /proc/net/snmp, by their nstat "
+    descriptions = {
+        "counter_includes": ("Counters one counter includes: the kernel increments it on every path "
+                             "that increments them.", {
+            "entry_id": "the wider counter", "counter_id": "a counter whose every increment it counts too"}),"counters": ("The counters of /proc/net/netstat and /proc/net/snmp, by their nstat "
                                  "name; which kernels have each is in facts_by_kernel.", {
         "group": "the line head it is printed under (TcpExt, Tcp, Ip …)",
         "field": "its name on that line", "file": "the /proc file that prints it",
         "mib": "the kernel's enum value behind it (LINUX_MIB_…)",
         "netstat": "the sentence netstat -s prints for it (N stands for the number)",
+        "netstat_key": "the sentence's longest literal part, lower case: explain looks for it first",
         "type": "events (only grows), gauge (goes up and down) or constant",
         "since": "the kernel release that added it, if after 6.1",
         "absent_on": "kernels verified to lack it, where the release that added it is not known",
@@ -70,6 +84,10 @@ class Counter(Kind):
 
     def order(self, meta: dict):
         return (GROUPS.index(meta["group"]) if meta.get("group") in GROUPS else 99, meta.get("name", ""))
+
+    def references(self, meta: dict):
+        for c in meta.get("includes") or []:
+            yield "includes", c, "counter"
 
     def lint(self, meta: dict) -> list[tuple[str, str, str]]:
         name, group = meta.get("name", ""), meta.get("group")
@@ -83,8 +101,10 @@ class Counter(Kind):
         row = rows["counters"][0]
         row["field"] = m["name"][len(m["group"]):]
         row["file"] = FILES.get(m["group"], "/proc/net/snmp")
+        row["netstat_key"] = netstat_key(m["netstat"]) if m.get("netstat") else None
         spellings = {f"{m['group']}:{row['field']}", f"{m['group']} {row['field']}", m.get("mib")}
         rows["aliases"] = [{"entry_id": note.id, "alias": a} for a in sorted(filter(None, spellings))]
+        rows["counter_includes"] = [{"entry_id": note.id, "counter_id": c} for c in m.get("includes") or []]
         return rows
 
     def find(self, conn, query: str) -> Hit:

@@ -21,47 +21,76 @@ THRESHOLD = 0.3  # below this an entry is not named at all
 # low-confidence ("confident": false), and the exit status says no entry was named (1).
 CONFIDENT = 0.5
 
+_AS_SPACE = {ord("\n"): " ", ord("\r"): " ", ord("\t"): " "}  # same length: spans stay the text's
+
+
+class _Lazy:
+    """A regular expression compiled on first use. explain runs as a whole process per pasted line,
+    and most of its patterns are skipped for a given text (each guarded by a literal it needs), so
+    compiling them all at import would cost more than the matching."""
+
+    __slots__ = ("args", "compiled")
+
+    def __init__(self, *args):
+        self.args, self.compiled = args, None
+
+    def __getattr__(self, name: str):
+        if self.compiled is None:
+            self.compiled = re.compile(*self.args)
+        return getattr(self.compiled, name)
+
+
 _NAME = re.compile(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
                    r"|(?<=:)(e[a-z]{4,})\b")  # Erlang and Elixir spell them as atoms: :econnreset
-_STATE = re.compile(r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
-                    r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
-_STATE_COUNT = re.compile(r"(?m)^[ \t]*(\d+)[ \t]+" + _STATE.pattern + r"[ \t]*$"
-                          r"|^[ \t]*" + _STATE.pattern + r"[ \t]*[:=]?[ \t]*(\d+)[ \t]*$")
-_SS_SUMMARY = re.compile(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
-_SYSCTL = re.compile(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
-_NUMBERS = [  # (pattern, what it is, platform) — the number group is 1; -N is -errno only where libuv says so
-    (re.compile(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows"),
-    (re.compile(r"\[Errno (\d+)\]"), "Python's [Errno N]", None),  # [Errno -2] is getaddrinfo's: see _resolver
-    (re.compile(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None),
-    (re.compile(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None),
-    (re.compile(r"\bos error (\d+)\b"), "Rust's (os error N)", None),
-    (re.compile(r"\berrno[:=]? ?(-?\d+)"), "errno N", None),  # Node's errno: -4077, C's errno=104
-    (re.compile(r"SocketException \((\d+)\)"), ".NET SocketException (N)", "windows"),
-    (re.compile(r"\b(?:NativeErrorCode|SocketErrorCode|ErrorCode)\s*[:=]?\s*(\d{5})\b"),
-     ".NET's ErrorCode N", "windows"),
-    (re.compile(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows"),
-    (re.compile(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None),
-    (re.compile(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None),
+_STATE_WORDS = (r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
+                r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
+_STATE = re.compile(_STATE_WORDS)
+_STATE_COUNT = _Lazy(r"(?m)^[ \t]*(\d+)[ \t]+" + _STATE_WORDS + r"[ \t]*$"
+                r"|^[ \t]*" + _STATE_WORDS + r"[ \t]*[:=]?[ \t]*(\d+)[ \t]*$")
+_SS_SUMMARY = _Lazy(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
+_SYSCTL = _Lazy(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
+_NUMBERS = [  # (pattern, what it is, platform, literals one of which the lowered text must hold)
+    # the number group is 1; -N is -errno only where libuv says so
+    (_Lazy(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows", ("winerror",)),
+    (_Lazy(r"\[Errno (\d+)\]"), "Python's [Errno N]", None, ("[errno",)),  # [Errno -2] is getaddrinfo's
+    (_Lazy(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None, (": ",)),
+    (_Lazy(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None, ("os {",)),
+    (_Lazy(r"\bos error (\d+)\b"), "Rust's (os error N)", None, ("os error",)),
+    (_Lazy(r"\berrno[:=]? ?(-?\d+)"), "errno N", None, ("errno",)),  # Node's errno: -4077, C's errno=104
+    (_Lazy(r"SocketException \((\d+)\)"), ".NET SocketException (N)", "windows", ("socketexception",)),
+    (_Lazy(r"\b(?:NativeErrorCode|SocketErrorCode|ErrorCode)\s*[:=]?\s*(\d{5})\b"),
+     ".NET's ErrorCode N", "windows", ("errorcode",)),
+    (_Lazy(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows",
+     ("error",)),
+    (_Lazy(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None, ("error", "code")),
+    # MySQL's and MariaDB's CR_CONNECTION_ERROR (2002) and CR_CONN_HOST_ERROR (2003) end with the OS
+    # errno: "through socket '/run/mysqld/mysqld.sock' (2)" is ENOENT, "(111)" ECONNREFUSED
+    (_Lazy(r"Can't connect to (?:local )?(?:MySQL|MariaDB) server[^\n]*?\((\d{1,5})\)"),
+     "MySQL's (errno) after Can't connect", None, ("can't connect to",)),
+    (_Lazy(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None, (")",)),
 ]
 # Where a process on macOS or FreeBSD printed the text: its errno numbers are the BSD ones.
-_BSD_HINT = re.compile(r"/Users/|/opt/homebrew|/Library/|\.framework/|\b(?:[Dd]arwin|macOS|Mac OS X|FreeBSD|OpenBSD)\b")
-_EXIT = re.compile(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
-                   r"\s*[:=]?\s*(1[2-5]\d)\b", re.I)  # `make: *** [x] Error 141`, `exit 141`, `status=141`
-# `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status alone on a line below it
-_STATUS_ECHO = re.compile(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(1[2-5]\d)[ \t]*(?:\n|$)")
+_BSD_HINT = _Lazy(r"/Users/|/opt/homebrew|/Library/|\.framework/|\b(?:[Dd]arwin|macOS|Mac OS X|FreeBSD|OpenBSD)\b")
+_EXIT = _Lazy(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
+              r"\s*[:=]?\s*(1[2-5]\d)\b", re.I)  # `make: *** [x] Error 141`, `exit 141`, `status=141`
+# `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status on a line below it; `echo ${PIPESTATUS[@]}`
+# prints one status per stage of the pipeline ("141 0": the first stage died of SIGPIPE)
+_STATUS_ECHO = _Lazy(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(?:\d{1,3}[ \t]+)*?(1[2-5]\d)"
+                     r"(?:[ \t]+\d{1,3})*[ \t]*(?:\n|$)")
 # "killed by signal 13", "terminated by signal 13", "exited on signal 13", "signal: 13"
-_SIGNAL_NUMBER = re.compile(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exited on|received|got|by)"
-                            r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
+_SIGNAL_NUMBER = _Lazy(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exited on|received|got|by)"
+                       r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
 # Words that put a general errno on a socket, a pipe, a descriptor or non-blocking I/O ("connect: …",
 # "read: …", BlockingIOError)
-_NETWORK_WORDS = re.compile(r"sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
-                            r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
-                            re.I)
+_NETWORK_WORDS = _Lazy(r"sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
+                       r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
+                       re.I)
 # A process the kernel or a supervisor killed: its memory is not an errno a call returned.
-_KILLED = re.compile(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
-                     r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
+_KILLED = _Lazy(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
+                r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
 # A shell's job report: "bash: line 1:  4821 Broken pipe    yes" names the signal by its description.
-_JOB = re.compile(r"(?:^|\n)[^\n]*?\b\d+ +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
+# bash's job notice after `kill %1` prints the job number instead: "[1]+  Terminated    ./server"
+_JOB = _Lazy(r"(?:^|\n)[^\n]*?(?:\b\d+|\[\d+\][+-]?) +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
 
 
 def _state_counts(text: str) -> dict[str, int]:
@@ -71,6 +100,12 @@ def _state_counts(text: str) -> dict[str, int]:
         key = re.sub(r"[-_]", "", (m.group(2) or m.group(3)).upper())
         counts[key] = counts.get(key, 0) + int(m.group(1) or m.group(4))
     return counts
+
+
+def _alone_on_line(text: str, at: int, word: str) -> bool:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return text[start:end if end >= 0 else len(text)].strip().lower() == word.lower()
 
 
 def _find_in_order(lowered: str, frags: list[str]) -> list[tuple[int, str]]:
@@ -104,8 +139,25 @@ def _ends_clause(text: str, end: int) -> bool:
     return not rest or rest[0] in "\n\r)]'\",.;" or rest == " (" or rest.isspace()
 
 
-def _context_numbers(text: str) -> set[int]:
-    return {int(m.group(1)) for pattern, _, _ in _NUMBERS for m in pattern.finditer(text) if m.group(1)}
+def _number_forms(text: str, lowered: str):
+    """The number forms whose literal the text holds (the others' patterns are never compiled)."""
+    return [(p, what, platform) for p, what, platform, needs in _NUMBERS if any(n in lowered for n in needs)]
+
+
+def _strerror_stands(text: str, end: int) -> bool:
+    """A C library's message ends its clause, and carries no full stop of its own: a quoted
+    sentence "'Connection aborted.'" is an application's words (urllib3's ProtocolError wrapping
+    the real error as ('Connection aborted.', RemoteDisconnected(…))), not musl's strerror."""
+    return _ends_clause(text, end) and not _quoted_sentence(text, end)
+
+
+def _quoted_sentence(text: str, end: int) -> bool:
+    return text[end:end + 2] in (".'", '."')
+
+
+def _context_numbers(text: str, lowered: str | None = None) -> set[int]:
+    return {int(m.group(1)) for pattern, _, _ in _number_forms(text, lowered or text.lower())
+            for m in pattern.finditer(text) if m.group(1)}
 
 
 class Evidence(dict):
@@ -122,7 +174,7 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
     """Every message whose literal fragments appear in the text; returns entry -> best score."""
     import json
 
-    pasted_numbers = _context_numbers(text)
+    pasted_numbers = _context_numbers(text, lowered)
     best: dict[str, float] = {}
     hits_all: list[tuple[str, list[int], float, dict]] = []
     # the error itself comes last ("...: Connection refused"): without it, no match; SQLite
@@ -138,10 +190,15 @@ def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) ->
         # a C library's bare message ends its clause; Windows' sentences are followed by more
         # (.NET appends the endpoint), and a vendor's phrase is matched as a note's is
         if (source in ("glibc", "musl") or source.startswith("glibc:")) and \
-                not _ends_clause(text, hits[-1][0] + len(hits[-1][1])):
+                not _strerror_stands(text, hits[-1][0] + len(hits[-1][1])):
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
+        if source == "note" and len(found_frags) == 1 and found_frags[0][1].isalpha() and \
+                not _alone_on_line(text, *found_frags[0]):
+            continue  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
+        if len(found_frags) == 1 and _quoted_sentence(text, found_frags[0][0] + len(found_frags[0][1])):
+            continue  # only a clause that is someone's quoted sentence: urllib3's 'Connection aborted.'
         coverage = sum(weights[f] for _, f in found_frags) / sum(weights.values())
         raw = sum(weight(f) for _, f in found_frags)
         if coverage < 0.5 or raw < 8:
@@ -207,7 +264,7 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
     for m in _STATE.finditer(text):
         key = re.sub(r"[-_]", "", m.group(1).upper())
         states.setdefault(key, []).append(m)
-    counts = _state_counts(text)
+    counts = _state_counts(text) if states else {}
     most = max(counts.values(), default=0)
     for key, matches in states.items():
         row = conn.execute(
@@ -227,20 +284,21 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
             detail = f"{len(matches)} socket(s) in {row[0].split(':')[1]}"
         _add(found, row[0], score, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(1),
                                             detail=detail))
-    for m in _SS_SUMMARY.finditer(text):
+    for m in _SS_SUMMARY.finditer(text) if "timewait " in text or "synrecv " in text else ():
         state = {"timewait": "state:TIME_WAIT", "synrecv": "state:SYN_RECV"}.get(m.group(1))
         count = int(m.group(2))
         if state and count >= 100:  # a summary line counts them; a pile is what matters
             _add(found, state, 0.75, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(0),
                                               detail=f"ss -s counts {count} sockets in {state[6:]}"))
-    for m in _JOB.finditer(text):
+    for m in _JOB.finditer(text) if "  " in text else ():
         row = conn.execute("select id from entries where kind = 'signal' and title = ?",
                            (m.group(1),)).fetchone()
         if row:
             _add(found, row[0], 0.8, Evidence(
                 rule="name", span=[m.start(1), m.end(1)], text=m.group(1),
                 detail=f"a shell reports a job killed by {row[0].split(':')[1]} as {m.group(1)!r}"))
-    for m in _SYSCTL.finditer(text):
+    sysctl_words = ("tcp", "ip", "nf_conntrack", "somaxconn")
+    for m in _SYSCTL.finditer(text) if any(w in text for w in sysctl_words) else ():
         word = m.group(1)
         row = conn.execute(
             "select id from sysctls where name = ?1 or substr(name, -length(?1) - 1) = '.' || ?1 "
@@ -250,36 +308,38 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
                                               detail=f"names the knob {row[0].split(':', 1)[1]}"))
 
 
-_COUNTER = re.compile(r"\b((?:TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9]*)\b")
-_FIELD_LINE = re.compile(r"(?m)^[ \t]*([A-Z][A-Za-z0-9]+): (\d+)[ \t]*$")  # netstat -s without a sentence
-_REASON = re.compile(r"\b(SKB_DROP_REASON_|SK_RST_REASON_|reason[:=]? ?\(?)([A-Z][A-Z0-9_]{2,})\b")
-_DROP_CONTEXT = re.compile(r"kfree_skb|drop|dropwatch|pwru|retis", re.I)
-_RST_CONTEXT = re.compile(r"tcp_send_reset|\breset\b|\brst\b", re.I)
+_COUNTER = _Lazy(r"\b((?:TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9]*)\b")
+_FIELD_LINE = _Lazy(r"(?m)^[ \t]*([A-Z][A-Za-z0-9]+): (\d+)[ \t]*$")  # netstat -s without a sentence
+_NSTAT_VALUE = _Lazy(r"[ \t]+(\d+)")  # nstat: the name, then its value on the line
+_REASON = _Lazy(r"\b(SKB_DROP_REASON_|SK_RST_REASON_|reason[:=]? ?\(?)([A-Z][A-Z0-9_]{2,})\b")
+_DROP_CONTEXT = _Lazy(r"kfree_skb|drop|dropwatch|pwru|retis", re.I)
+_RST_CONTEXT = _Lazy(r"tcp_send_reset|\breset\b|\brst\b", re.I)
 
 
 def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
     """The kernel's own words: nstat names, netstat -s lines, and the reasons its tracepoints
     (and dropwatch, pwru, retis) print for a drop or a reset."""
-    from ..kinds.counter import PREFERRED, group_of, wording_pattern
-
-    for m in _COUNTER.finditer(text):
+    for m in _COUNTER.finditer(text) if any(g in text for g in ("Tcp", "Ip", "Udp", "Icmp")) else ():
         name = re.sub(r"^(IcmpMsg(?:In|Out)Type)\d+$", r"\1", m.group(1))
         row = conn.execute("select id from entries where kind = 'counter' and name = ?", (name,)).fetchone()
         if row:
             _add(found, row[0], 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(1),
                                               detail=f"nstat's name for {row[0]}"))
+            _counted(found, row[0], _NSTAT_VALUE.match(text, m.end()))
     spans: set[tuple[int, int]] = set()
-    rows = conn.execute("select id, netstat from counters where netstat is not null").fetchall()
-    lowered = text.lower()
+    # only the sentences whose longest literal part the text holds (SQL finds them) get a regex
+    rows = conn.execute("select id, netstat from counters where netstat_key is not null "
+                        "and instr(?, netstat_key) > 0", (text.lower(),)).fetchall()
+    if rows or _FIELD_LINE.search(text):
+        from ..kinds.counter import PREFERRED, group_of, wording_pattern
     for entry_id, sentence in sorted(rows, key=lambda r: PREFERRED.index(group_of(r[0][8:]))):
-        if max(re.split(r"\bN\b", sentence), key=len).strip().lower() not in lowered:
-            continue  # its longest literal part is missing: no regex to build for it
         for m in wording_pattern(sentence).finditer(text):
             if (m.start(), m.end()) in spans:
                 continue  # Udp and UdpLite print the same sentence: the likelier group answers
             spans.add((m.start(), m.end()))
             _add(found, entry_id, 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(0),
                                                 detail=f"netstat -s prints {entry_id} as {sentence!r}"))
+            _counted(found, entry_id, re.search(r"(\d+)", m.group(0)))
     for m in _FIELD_LINE.finditer(text):
         field = re.sub(r"^((?:In|Out)Type)\d+$", r"\1", m.group(1))
         ids = [r[0] for r in conn.execute("select id from counters where field = ?", (field,))]
@@ -288,7 +348,8 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
             _add(found, entry_id, 0.85, Evidence(rule="counter", span=[m.start(1), m.end(2)],
                                                  text=m.group(0).strip(),
                                                  detail=f"netstat -s prints {entry_id} by its field name"))
-    for m in _REASON.finditer(text):
+            found[entry_id].setdefault("counts", []).append(int(m.group(2)))
+    for m in _REASON.finditer(text) if "reason" in text or "REASON" in text else ():
         end = text.find("\n", m.end())
         line = text[text.rfind("\n", 0, m.start()) + 1:end if end >= 0 else len(text)]
         kinds = ["drop"] if m.group(1) == "SKB_DROP_REASON_" else ["rst"] if m.group(1) == "SK_RST_REASON_" \
@@ -301,6 +362,30 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
                     rule="reason", span=[m.start(2), m.end(2)], text=m.group(2),
                     detail=f"the kernel's {'drop' if kind == 'drop' else 'reset'} reason {m.group(2)}"))
                 break
+
+
+def _counted(found: dict, entry_id: str, m: re.Match | None) -> None:
+    if m:
+        found[entry_id].setdefault("counts", []).append(int(m.group(1)))
+
+
+def _counters_by_count(conn: sqlite3.Connection, found: dict) -> None:
+    """Several counters printed with their values (netstat -s, nstat): the largest names what
+    happened most and ranks first; at equal values the narrower counter (ListenOverflows) ranks above
+    the one that includes it (ListenDrops counts every overflow too): it names the cause."""
+    counted = {e: max(item["counts"]) for e, item in found.items() if item.get("counts")}
+    if len(counted) < 2:
+        return
+    most = max(counted.values())
+    includes = conn.execute("select entry_id, counter_id from counter_includes").fetchall()
+    for entry_id, count in counted.items():
+        # the largest keeps its score; any smaller one stays visibly below it, however close
+        factor = 1.0 if count == most else min(0.5 + 0.4 * count / most, 0.88) / 0.9
+        if any(wide == entry_id and counted.get(narrow) == count for wide, narrow in includes):
+            factor *= 0.97
+        item = found[entry_id]
+        item["scores"] = [s * factor if e["rule"] == "counter" else s
+                          for s, e in zip(item["scores"], item["evidence"])]
 
 
 def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
@@ -330,8 +415,9 @@ def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[
     """An errno number read where it stands, and on the platform the message points to."""
     done: set[int] = set()
     socket = {r[0] for r in conn.execute("select id from errno where socket")}
-    bsd = bool(_BSD_HINT.search(text))
-    for pattern, what, platform in _NUMBERS:
+    forms = _number_forms(text, text.lower())
+    bsd = bool(forms) and bool(_BSD_HINT.search(text))
+    for pattern, what, platform in forms:
         for m in pattern.finditer(text):
             if m.group(1) is None or m.start(1) in done:
                 continue
@@ -391,10 +477,13 @@ def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
             _add(found, row[0], score, Evidence(rule="exit status" if "exit" in detail else "signal",
                                                 span=[m.start(group), m.end(group)], text=m.group(group),
                                                 detail=detail.format(name=row[0].split(':')[1])))
-    for m in [*_EXIT.finditer(text), *_STATUS_ECHO.finditer(text)]:
+    statuses = [*_EXIT.finditer(text)] if any(f"1{d}" in text for d in "2345") else []
+    if "PIPESTATUS" in text or "$?" in text:
+        statuses += _STATUS_ECHO.finditer(text)
+    for m in statuses:
         status = int(m.group(1))
         signal(status - 128, m, 1, 0.6, f"exit status {status} = 128 + {status - 128}: killed by {{name}}")
-    for m in _SIGNAL_NUMBER.finditer(text):
+    for m in _SIGNAL_NUMBER.finditer(text) if "ignal" in text else ():
         group = 1 if m.group(1) else 2
         signal(int(m.group(group)), m, group, 0.7, f"signal {m.group(group)} is {{name}} on Linux")
 
@@ -402,8 +491,8 @@ def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
 # getaddrinfo's codes where programs print them: Python's gaierror ([Errno -2] on glibc and musl,
 # [Errno 8] on macOS, [Errno 11001] on Windows), libuv's errno (-3008) in Node.js, and the names
 # (EAI_AGAIN, Node's ENOTFOUND, WSAHOST_NOT_FOUND). Which number means what is the notes' data.
-_GAI_NUMBER = re.compile(r"\[Errno (-?\d{1,6})\]|\berrno[:=]? ?(-3\d{3})\b")  # longer: no code, and SQLite's ints overflow
-_GAI_NAME = re.compile(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
+_GAI_NUMBER = _Lazy(r"\[Errno (-?\d{1,6})\]|\berrno[:=]? ?(-3\d{3})\b")  # longer: no code, and SQLite's ints overflow
+_GAI_NAME = _Lazy(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
 
 
 def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
@@ -439,19 +528,21 @@ def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict
 def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     """The entries the text means, best first: [{id, score, evidence, deadline}]."""
     text = text[:MAX_TEXT]
-    lowered = text.lower().replace("\u2019", "'")  # Windows' French and Italian texts use ’
+    # Windows' French and Italian texts use ’; a long message wrapped onto several lines (Windows'
+    # own pt-BR and ru texts break their lines) still matches: a line break counts as a space
+    lowered = text.lower().replace("\u2019", "'").translate(_AS_SPACE)
     found: dict[str, dict] = {}
     by_message = _messages(conn, text, lowered, found)
     _names(conn, text, found)
     _kernel_words(conn, text, found)
+    _counters_by_count(conn, found)
     _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
     _resolver(conn, text, found, by_message)
-    if _KILLED.search(text):  # killed for its memory: a signal, not the ENOMEM a call returns
+    if "errno:ENOMEM" in found and _KILLED.search(text):  # killed for its memory: a signal, not ENOMEM
         _drop_unless_named(found, "errno:ENOMEM")
     _number_after_message(conn, text, found)
-    if not _NETWORK_WORDS.search(text):
-        _general_errnos_guessed(conn, found)
+    _general_errnos_guessed(conn, found, text)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
     quiet = {r[0] for r in conn.execute(
@@ -498,7 +589,7 @@ def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> N
                 item["scores"][i] *= 0.4
 
 
-def _general_errnos_guessed(conn: sqlite3.Connection, found: dict) -> None:
+def _general_errnos_guessed(conn: sqlite3.Connection, found: dict, text: str) -> None:
     """The general errnos (asm-generic/errno-base.h, 1 to 34: "No such file or directory",
     "Permission denied") quoted by their message alone in a text that says nothing of a socket
     (gcc's "main.c: No such file or directory", npm's "errno 1") are a guess, not an answer: kept
@@ -506,6 +597,8 @@ def _general_errnos_guessed(conn: sqlite3.Connection, found: dict) -> None:
     (WSAEACCES), they answer as any errno does."""
     general = {r[0] for r in conn.execute(
         "select entry_id from errno_numbers where platform = 'linux' and number <= 34")}
+    if not general & found.keys() or _NETWORK_WORDS.search(text):
+        return
     for item in found.values():
         windows = any("Windows' message" in e["detail"] or "on windows" in e["detail"] for e in item["evidence"])
         if item["id"] in general and not windows and \
