@@ -212,8 +212,7 @@ def _kind_rows(path: str, kind: str) -> list:
 async def search_route(datasette, request):
     """`tcpkb search --json` over HTTP, and a results page whose hits link to entry pages."""
     words, kind = request.args.get("q", ""), request.args.get("kind") or None
-    limit = request.args.get("limit", "20")
-    limit = min(int(limit), 500) if limit.isdigit() and int(limit) > 0 else 20
+    limit = bounded_int(request.args.get("limit", ""), default=20, high=500)
 
     status, error, results = _search(datasette.get_database(DB).path, words, kind, limit)
     results = [dict(r) for r in results]  # the cached answer is shared: copy before adding to it
@@ -284,6 +283,14 @@ def stylesheet() -> str:
     return f"{shared()}\n{frame}"
 
 
+def bounded_int(text: str, default: int, high: int) -> int:
+    """A positive count from the query string, or the default: `²` and `٣` pass isdigit()
+    but are no count a visitor means, so only ASCII digits are read."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+        return default
+    return min(int(text), high)
+
+
 def marked(text: str) -> Markup:
     """Escape a snippet, then turn its markers into <mark>: no text can become markup."""
     return Markup(escape(text).replace(MARK[0], "<mark>").replace(MARK[1], "</mark>"))
@@ -308,18 +315,21 @@ def register_routes():
 
 @hookimpl
 def asgi_wrapper():
-    """A read-only site takes GET and HEAD only: anything else is refused before Datasette
-    sees it (0.65 answers a POST to a table with a 500)."""
-    def wrap(app):
-        async def read_only(scope, receive, send):
-            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
-                await send({"type": "http.response.start", "status": 405,
-                            "headers": [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]})
-                await send({"type": "http.response.body", "body": b"405: this site is read-only\n"})
-                return
-            await app(scope, receive, send)
-        return read_only
-    return wrap
+    """Requests the site will not serve are answered before Datasette sees them (errors.guard)."""
+    from . import errors
+
+    return errors.guard
+
+
+@hookimpl(hookwrapper=True)
+def handle_exception(datasette, request, exception):
+    """Every error Datasette answers goes through errors.quiet_error instead of its own
+    handler, which prints a rich traceback per request and answers 500 for bad parameters."""
+    from . import errors
+
+    outcome = yield
+    others = [r for r in outcome.get_result() if not errors.is_datasette_default(r)]
+    outcome.force_result(others + [errors.quiet_error(datasette, request, exception)])
 
 
 @hookimpl
