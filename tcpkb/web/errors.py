@@ -91,6 +91,10 @@ def refusal(scope) -> tuple[int, str, tuple] | None:
     raw_path = scope.get("raw_path") or b""
     if not raw_path.isascii():  # Datasette decodes the raw path as ASCII
         return 400, "400: a URL path is ASCII; percent-encode the rest\n", ()
+    # no name, column or word here holds a NUL, and SQLite refuses a statement with one in it
+    # (Datasette writes a `_facet` column's name into its SQL)
+    if b"%00" in raw_path or b"%00" in scope.get("query_string", b""):
+        return 400, "400: a NUL (%00) in the URL\n", ()
     for name, value in scope.get("headers", ()):
         if name.lower() == b"cookie":  # asgi_csrf decodes every cookie as UTF-8
             try:
