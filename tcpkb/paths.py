@@ -19,7 +19,7 @@ import os
 import sys
 
 PACKAGE = os.path.dirname(os.path.realpath(__file__))
-SCHEMA = 4  # the database's layout: bump when a table or column changes
+SCHEMA = 5  # the database's layout: bump when a table or column changes
 # The first line of this project's kb/README.md: how a checkout is told from any other kb/.
 KB_README_MARK = b"# Writing a note\n\nEvery entry of tcpkb is"
 

@@ -267,6 +267,21 @@ async def home_route(datasette, request):
         request=request))
 
 
+async def favicon_route(datasette, request):
+    """The favicon both faces show (site/assets/favicon.svg), where a browser asks for one."""
+    return Response(favicon(), content_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
+
+
+@lru_cache(maxsize=1)
+def favicon() -> str:
+    from pathlib import Path
+
+    from ..paths import site_dir
+
+    return (Path(site_dir()) / "assets" / "favicon.svg").read_text()
+
+
 async def css_route(datasette, request):
     return Response(stylesheet(), content_type="text/css; charset=utf-8",
                     headers={"Cache-Control": "max-age=3600"})
@@ -304,6 +319,7 @@ def register_routes():
     return [
         (r"^/$", home_route),
         (r"^/-/tcpkb\.css$", css_route),
+        (r"^/(favicon\.ico|-/favicon\.svg)$", favicon_route),  # before Datasette's own PNG
         (r"^/search(?P<format>\.json)?$", search_route),
         (r"^/explain(?P<format>\.json)?$", explain_route),
         (r"^/kernels(?P<format>\.json)?$", kernels_route),
