@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -388,3 +389,27 @@ def test_readme_curl_examples_run_against_a_real_server(served, cli):
     first = subprocess.run(lines[0].replace("http://127.0.0.1:8001", served), shell=True,
                            capture_output=True, text=True, timeout=30)
     assert json.loads(first.stdout) == json.loads(cli("errno", "104", "--json").stdout)
+
+
+def test_the_favicon_is_the_sites_own_svg(web):
+    from tcpkb.paths import site_dir
+
+    drawn = (Path(site_dir()) / "assets" / "favicon.svg").read_text()
+    for path in ("/favicon.ico", "/-/favicon.svg"):  # where browsers ask, and by its name
+        r = web.get(path)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+        assert r.text == drawn and "<svg" in r.text
+
+
+def test_an_entry_page_draws_the_typical_case_first(web):
+    page = web.html("/errno/ECONNRESET")
+    first = re.search(r'<figure class="ladder" id="ladder-([\w.-]+)"', page)
+    assert first and first.group(1) == "close_with_unread_data_sends_rst"
+
+
+def test_the_state_diagram_keeps_its_links_reachable(web):
+    page = web.html("/state/LISTEN")
+    svg = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" class="tkd tkd-states"'):]
+    svg = svg[:svg.index("</svg>")]
+    assert 'role="group"' in svg[:400] and 'role="img"' not in svg
+    assert re.search(r'<a href="/state/SYN_RECV" aria-label="SYN-RECEIVED', svg)
