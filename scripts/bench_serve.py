@@ -238,7 +238,7 @@ def flood(args, work: list[str]) -> int:
     port = free_port()
     proc = start([sys.executable, "-m", "tcpkb", "serve", "--port", str(port)], port, args.db)
     try:
-        warm = phase(port, [entry_pages], [], 600, len(entry_pages))  # every page rendered once
+        warm = phase(port, [entry_pages], [], 300, len(entry_pages))  # every page rendered once
         alone = phase(port, readers, [], args.seconds, args.max_requests)
         flooded = phase(port, readers, flooders, args.seconds, args.max_requests)
     finally:
@@ -274,6 +274,8 @@ def stats(samples: list[float]) -> dict | None:
 
 
 def main() -> int:
+    # a TERM (timeout, kill) unwinds like Ctrl-C, so the servers' finally blocks stop them
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10.0)

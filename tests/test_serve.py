@@ -312,6 +312,7 @@ def test_a_server_fault_is_one_line_and_a_bare_500(web, capfd, monkeypatch):
     def broken(*args):
         raise RuntimeError("a bug")
     monkeypatch.setattr(plugin, "_answer", broken)
+    monkeypatch.setattr(plugin, "_answers", {})  # nothing answered from before the bug
     r = web.get("/errno/104")
     assert r.status_code == 500 and "a bug" not in r.text
     printed = capfd.readouterr().err.strip().splitlines()

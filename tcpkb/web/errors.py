@@ -115,7 +115,7 @@ class ErrorBudget:
     this; it is one of the things a reverse proxy in front is for.
     """
 
-    RATE, BURST, MAX_WAIT, MAX_CLIENTS = 50.0, 100.0, 5.0, 10_000
+    RATE, BURST, MAX_WAIT, MAX_CLIENTS = 20.0, 40.0, 5.0, 10_000
 
     def __init__(self):
         self.tokens: dict[str, tuple[float, float]] = {}  # address -> (tokens, when counted)

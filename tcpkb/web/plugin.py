@@ -7,6 +7,7 @@ never changes while the server runs and is cached in memory after the first requ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import lru_cache
 from html import escape
@@ -31,7 +32,22 @@ def url_for(entry_id: str) -> str:
 
 # --- answers, computed once per server ---------------------------------------------------------
 
-@lru_cache(maxsize=4096)
+_answers: dict[tuple, tuple[int, str]] = {}  # (db file, kind, query, platform) -> _answer()
+MAX_ANSWERS = 4096
+
+
+async def lookup_answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str]:
+    """_answer, computed once per query and off the event loop: a miss's suggestions (difflib
+    over every name) can take tens of milliseconds, which would hold up every other request."""
+    key = (path, kind, query, platform)
+    found = _answers.get(key)
+    if found is None:
+        found = await asyncio.to_thread(_answer, path, kind, query, platform)
+        if len(_answers) < MAX_ANSWERS:
+            _answers[key] = found
+    return found
+
+
 def _answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str]:
     """(status, JSON text) for a lookup, shaped exactly as the CLI's --json."""
     conn = lookup.connect(path)
@@ -129,7 +145,7 @@ async def entry_route(datasette, request):
     kind, name, fmt = (request.url_vars["kind"], request.url_vars["name"],
                        request.url_vars.get("format"))
     path = datasette.get_database(DB).path
-    status, body = _answer(path, kind, name, _platform(kind, request))
+    status, body = await lookup_answer(path, kind, name, _platform(kind, request))
     if fmt:
         return await _json(status, body)
     answer = json.loads(body)
