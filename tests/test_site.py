@@ -335,3 +335,13 @@ def test_every_page_has_the_favicon(site, pages, parsed):
         m = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', text)
         assert m, path
         assert (site / posixpath.normpath(posixpath.join(posixpath.dirname(path), m.group(1)))).is_file(), path
+
+
+def test_the_diagram_page_labels_arrows_and_lists_each_cause(db, pages):
+    text = pages["diagram/index.html"]
+    labels = text[text.index('<g class="labels">'):]
+    labels = labels[:labels.index("</g>")]
+    assert "rcv SYN / snd SYN,ACK" in labels and "close() / snd FIN" in labels
+    table = text[text.index('<table class="transitions">'):]
+    for cause, in db.execute("select distinct cause from transitions"):
+        assert f"<code>{cause}</code>" in table.replace("&#39;", "'"), cause
