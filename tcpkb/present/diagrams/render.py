@@ -57,7 +57,7 @@ STYLE = """
 .tkd .tr.hl path{stroke:var(--tkd-a);stroke-width:2.4}
 .tkd .tr.hl polygon{fill:var(--tkd-a)}
 .tkd .tr:hover{opacity:1}
-.tkd .labels text{font-size:10.5px;paint-order:stroke;stroke:Canvas;stroke-width:3px;stroke-linejoin:round}
+.tkd .labels text{font-size:10.5px;paint-order:stroke;stroke:var(--bg,Canvas);stroke-width:3px;stroke-linejoin:round}
 .tkd .badge circle{fill:var(--tkd-a);stroke:none}
 .tkd .badge text{fill:#000;font-size:11px;font-weight:700}
 .tkd .panel .hd{font-weight:600;font-size:13.5px}
