@@ -131,6 +131,9 @@ def _check_plain(f, value) -> str | None:
     return None
 
 
+CAUSE_MAX = 24  # a transition's `cause` is drawn on its arrow in the state diagram
+
+
 def _check_records(value, keys: dict) -> str | None:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         return "must be a list of mappings"
@@ -142,6 +145,10 @@ def _check_records(value, keys: dict) -> str | None:
             return f"unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(keys)})"
         if "rfc" in item and "rfc" in keys and not isinstance(item["rfc"], bool):
             return "`rfc` must be true or false"
+        if "cause" in keys and (not isinstance(item["cause"], str) or len(item["cause"]) > CAUSE_MAX
+                                or "/" in item["cause"]):
+            return (f"`cause` labels an arrow: a short text of at most {CAUSE_MAX} characters "
+                    "without `/` (`rcv SYN`, `close()`; what is sent comes from `send`)")
     return None
 
 

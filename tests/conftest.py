@@ -76,8 +76,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def served(kb_db):
-    """`tcpkb serve` as a real server on a free loopback port; yields its base URL."""
+def served_log(kb_db, tmp_path_factory):
+    """`tcpkb serve` as a real server on a free loopback port; yields its base URL and the
+    file its stderr goes to (a file, not a pipe nobody reads: a full pipe would stall it)."""
     import os
     import signal
     import socket
@@ -86,14 +87,16 @@ def served(kb_db):
     import time
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tcpkb", "serve", "--port", str(port)],
-                            env={**os.environ, "TCPKB_DB": str(kb_db)}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "tcpkb", "serve", "--port", str(port)],
+                                env={**os.environ, "TCPKB_DB": str(kb_db)}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"tcpkb serve exited: {proc.stderr.read().decode()[-1500:]}")
+                pytest.fail(f"tcpkb serve exited: {log.read_text(errors='replace')[-1500:]}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -101,7 +104,7 @@ def served(kb_db):
                 if time.monotonic() > deadline:
                     pytest.fail("tcpkb serve did not listen within 30 s")
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", log
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -110,3 +113,9 @@ def served(kb_db):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def served(served_log):
+    """The base URL of the session's `tcpkb serve`."""
+    return served_log[0]

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tcpkb.present import diagrams
+from tcpkb.present.diagrams.model import readable_call
 from tcpkb.present.diagrams import (
     MAX_ARROWS,
     ladder,
@@ -21,6 +22,8 @@ from tcpkb.present.diagrams import (
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
+BYTES_SHOWN = re.compile(r"(?<![\w'\"])b'[^']*'")  # a Python bytes literal, as in b'\x01\x00'
+
 EPIPE_RUN = "second_write_after_peer_close_fails_with_epipe"
 BIG_RUN = "reuseport_listeners_share_connections"
 
@@ -168,6 +171,75 @@ def test_state_diagram_without_href_has_no_links(transitions):
     assert "<a " not in state_diagram(transitions)
 
 
+def test_rfc_arrows_are_labelled_as_in_rfc_9293_figure_5(transitions):
+    root = parse(state_diagram(transitions))
+    written = [text_of(t) for t in groups(root, "labels")[0].iter(SVG + "text")]
+    expected = {(t["from_state"], t["to_state"], t["cause"] + (f" / snd {t['send']}" if t["send"] else ""))
+                for t in transitions if t["rfc"]}  # one line per arrow and label
+    assert sorted(written) == sorted(label for *_, label in expected)
+    for label in ("rcv SYN / snd SYN,ACK", "rcv SYN,ACK / snd ACK", "rcv ACK of SYN",
+                  "close() / snd FIN", "rcv FIN / snd ACK", "rcv ACK of FIN", "timeout (60 s)"):
+        assert label in written, label
+    # Linux's own transitions stay off the arrows: their words are in the tooltips
+    tips = "\n".join(g.find(SVG + "title").text for g in groups(root, "tr"))
+    for t in transitions:
+        if not t["rfc"]:
+            assert t["cause"] + ": " in tips or t["cause"] + " / snd" in tips
+    assert "orphan gets data" not in written
+
+
+def test_arrow_labels_are_legible_and_clear_of_boxes_and_each_other(transitions):
+    from tcpkb.present.diagrams.layout import ARROW_LABEL_FONT, place_state_diagram, text_width
+    from tcpkb.present.diagrams.model import state_diagram_model
+
+    lay = load_layout()
+    pic = place_state_diagram(state_diagram_model(transitions, None, lay["states"]), lay)
+    assert ARROW_LABEL_FONT >= 10
+
+    def extent(t):
+        w = text_width(t.text, ARROW_LABEL_FONT)
+        x0 = t.x - {"middle": w / 2, "end": w}.get(t.anchor, 0)
+        return x0, t.y - ARROW_LABEL_FONT * 0.8, x0 + w, t.y + ARROW_LABEL_FONT * 0.2
+
+    def overlap(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    labels = [(t.text, extent(t)) for e in pic.edges for t in e.labels]
+    assert labels
+    boxes = [(b.state.id, (b.x, b.y, b.x + b.w, b.y + b.h)) for b in pic.boxes]
+    for text, box in labels:
+        assert 0 <= box[0] and box[2] <= pic.width, f"{text!r} leaves the picture"
+        for sid, state_box in boxes:
+            assert not overlap(box, state_box), f"{text!r} covers {sid}"
+    for i, (a, box_a) in enumerate(labels):
+        for b, box_b in labels[i + 1:]:
+            assert not overlap(box_a, box_b), f"{a!r} covers {b!r}"
+
+
+def test_state_links_are_reachable_not_inside_an_image(transitions):
+    root = parse(state_diagram(transitions, "state:LISTEN", href=lambda s: f"/state/{s}"))
+    assert root.get("role") == "group" and root.get("aria-label")  # an img hides its links
+    links = list(root.iter(SVG + "a"))
+    assert links and all(a.get("aria-label") for a in links)
+    assert not [el for el in root.iter() if el.get("role") == "img" and el.find(f".//{SVG}a") is not None]
+    assert parse(state_diagram(transitions)).get("role") == "img"  # no links: a picture
+
+
+def test_every_transition_needs_a_short_cause(base_kb):
+    from tcpkb.lint import lint
+
+    note = base_kb / "state" / "ESTABLISHED.md"
+    original = note.read_text()
+    note.write_text(original.replace('cause: "rcv RST", ', ""))
+    assert any("each item needs `cause`" in p.message for p in lint(base_kb))
+    note.write_text(original.replace('cause: "rcv RST"', 'cause: "an RST arrives from the peer at last"'))
+    assert any("`cause` labels an arrow" in p.message for p in lint(base_kb))
+    note.write_text(original.replace('cause: "rcv RST"', 'cause: "rcv RST / x"'))
+    assert any("`cause` labels an arrow" in p.message for p in lint(base_kb))
+    note.write_text(original)
+    assert not lint(base_kb)
+
+
 @pytest.mark.parametrize("highlight", sorted({
     "state:ESTABLISHED", "state:SYN_SENT", "state:SYN_RECV", "state:FIN_WAIT1", "state:FIN_WAIT2",
     "state:CLOSE_WAIT", "state:CLOSING", "state:LAST_ACK", "state:TIME_WAIT", "state:CLOSE",
@@ -192,8 +264,8 @@ def test_highlight_labels_its_own_transitions_only(transitions, highlight):
         len({(t["from_state"], t["to_state"]) for t in others})
     assert len(groups(root, "badge")) == 2 * len(pairs)  # on the arrow and in the panel
     panel = text_of(groups(root, "panel")[0])
-    for t in mine:
-        label = short_event(t["event"]) + (f" / {t['send']}" if t["send"] else "")
+    for t in mine:  # each line starts as RFC 9293's figure labels an arrow: `rcv FIN / snd ACK: …`
+        label = t["cause"] + (f" / snd {t['send']}" if t["send"] else "") + ": "
         assert label in panel, label
     mine_text = " ".join(" ".join(t["event"].split()) for t in mine)
     for t in others:
@@ -207,7 +279,7 @@ def test_time_wait_highlight_names_its_timer(transitions):
     svg = state_diagram(transitions, highlight="state:TIME_WAIT")
     panel = text_of(groups(parse(svg), "panel")[0])
     assert "TIME-WAIT timer expires after TCP_TIMEWAIT_LEN (60 s)" in panel
-    assert "FIN-WAIT-2 → TIME-WAIT" in panel and "peer's FIN arrives / ACK" in panel
+    assert "FIN-WAIT-2 → TIME-WAIT" in panel and "rcv FIN / snd ACK: peer's FIN arrives" in panel
     assert "listen() (passive open)" not in svg  # CLOSED -> LISTEN is not TIME-WAIT's
 
 
@@ -237,6 +309,30 @@ def test_hostile_text_in_transitions_is_escaped(transitions):
 
 
 # -- the ladder -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("recorded, shown", [
+    (r"setsockopt(SO_LINGER {1, 0}, b'\x01\x00\x00\x00\x00\x00\x00\x00')", "setsockopt(SO_LINGER {1, 0})"),
+    (r"setsockopt(SO_LINGER, b'\x01\x00\x00\x00\x05\x00\x00\x00')",
+     "setsockopt(SO_LINGER, {l_onoff=1, l_linger=5})"),
+    (r"setsockopt(SO_RCVTIMEO, b'\x02\x00\x00\x00\x00\x00\x00\x00@\r\x03\x00\x00\x00\x00\x00')",
+     "setsockopt(SO_RCVTIMEO, {tv_sec=2, tv_usec=200000})"),
+    (r"setsockopt(SO_BINDTODEVICE, b'tcpkbdown')", 'setsockopt(SO_BINDTODEVICE, "tcpkbdown")'),
+    (r"setsockopt(TCP_NODELAY, b'\x01\x00\x00\x00')", "setsockopt(TCP_NODELAY, 1)"),
+    ("send(b'first')", 'send("first")'),
+    ("dgram.sendto(b'x', /tmp/a.sock)", 'dgram.sendto("x", /tmp/a.sock)'),
+    (r"send(b'\xff\x00')", "send(0xff 00)"),
+    ("recv(5)", "recv(5)"),
+    ("accepted: {'a': 1, 'b': 2, 'c': 3}", "accepted: {'a': 1, 'b': 2, 'c': 3}"),
+])
+def test_calls_show_values_not_python_bytes(recorded, shown):
+    assert readable_call(recorded) == shown
+
+
+def test_the_linger_ladder_reads_its_option(runs):
+    svg = ladder(runs["linger_zero_abort_sends_rst_with_ack"])
+    assert "setsockopt(SO_LINGER {1, 0})" in html.unescape(svg)
+    assert not BYTES_SHOWN.search(" ".join(parse(svg).itertext()))
+
 
 def test_epipe_ladder_tells_the_story(runs):
     trace = runs[EPIPE_RUN]
@@ -306,11 +402,13 @@ def test_every_run_renders_to_valid_svg_and_a_matching_timeline(runs):
         for row, step in zip(table["rows"], trace["steps"]):
             assert len(row["states"]) == len(table["sockets"])
             assert row["t_ms"] == step["t_ms"] and row["actor"] == step["actor"]
-            assert row["what"] == (step.get("call") or step.get("note") or step.get("expect"))
+            assert row["what"] == readable_call(step.get("call") or step.get("note") or step.get("expect"))
+            assert not BYTES_SHOWN.search(row["what"]), (name, row["what"])
             assert row["errno"] == step.get("errno")
             assert isinstance(row["result"], str)
             for sock, state in zip(table["sockets"], row["states"]):
                 assert state == step["states"].get(sock, "")
+        assert not BYTES_SHOWN.search(" ".join(root.itertext())), name
         json.dumps(table)  # plain data, ready for a template
 
 
@@ -416,13 +514,13 @@ def test_timeline_of_the_epipe_run(runs):
     table = timeline(trace)
     assert table["sockets"][:2] == ["client", "server"] and "listener" in table["sockets"]
     rows = table["rows"]
-    sends = [r for r in rows if r["what"].startswith("send(b'second'") and r["kind"] == "call"]
+    sends = [r for r in rows if r["what"].startswith('send("second"') and r["kind"] == "call"]
     assert len(sends) == 1
     send = sends[0]
     assert send["errno"] == "EPIPE" and send["result"] == "Broken pipe" and send["ok"] is None
     assert send["kind"] == "call" and send["actor"] == "server"
     assert send["states"][table["sockets"].index("server")] == "CLOSE"
-    first = next(r for r in rows if r["what"].startswith("send(b'first'") and r["kind"] == "call")
+    first = next(r for r in rows if r["what"].startswith('send("first"') and r["kind"] == "call")
     assert first["result"] == "5" and first["errno"] is None
     expects = [r for r in rows if r["kind"] == "expect"]
     assert expects and all(r["ok"] is True for r in expects)

@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import subprocess
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -288,6 +289,80 @@ def test_no_query_parameter_can_inject_script(web, path):
     assert HOSTILE not in r.text and "<script>alert" not in r.text
 
 
+@pytest.mark.parametrize("path, status", [
+    ("/tcpkb/entries?_sort=nope", 400),  # Datasette's own answer was 500
+    ("/tcpkb/entries?_sort_desc=nope", 400),
+    ("/tcpkb/entries.json?_sort=nope", 400),
+    ("/tcpkb/entries?_sort=id&_sort_desc=id", 400),
+    ("/tcpkb/entries?_timelimit=x", 400),  # a ValueError from int()
+    ("/tcpkb/entries?id__in=%5B", 400),  # a ValueError from json.loads()
+    ("/tcpkb/entries?_size=abc", 400),
+    ("/tcpkb/entries?_facet=%00", 400),  # SQLite refuses a NUL in the statement
+    # a 404 with no exception behind it made rich raise: 500 (raw `..` targets, which this
+    # client would resolve, are sent by tests/test_serve_hostile.py)
+    ("/nope", 404),
+    ("/a\\..\\b", 404),
+    ("/nodb/table", 404),
+    ("/tcpkb/nope", 404),
+])
+def test_client_errors_are_4xx_and_print_nothing(web, capfd, path, status):
+    r = web.get(path)
+    assert r.status_code == status, (path, r.text[:300])
+    printed = capfd.readouterr().err
+    assert "Traceback" not in printed and "\u256d" not in printed, printed[:2000]  # rich's box
+
+
+def test_a_limit_only_unicode_calls_a_digit_is_the_default(web):
+    plain = web.json("/search.json?q=reset")["results"]
+    for limit in ("%C2%B2", "%D9%A3", "-3", "0", "9" * 40, ""):  # ², Arabic-Indic 3
+        assert web.json(f"/search.json?q=reset&limit={limit}")["results"] == plain, limit
+        assert web.get(f"/search?q=reset&limit={limit}").status_code == 200
+    assert len(web.json("/search.json?q=reset&limit=3")["results"]) == 3
+
+
+def test_a_server_fault_is_one_line_and_a_bare_500(web, capfd, monkeypatch):
+    from tcpkb.web import plugin
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(plugin, "_answer", broken)
+    monkeypatch.setattr(plugin, "_answers", {})  # nothing answered from before the bug
+    r = web.get("/errno/104")
+    assert r.status_code == 500 and "a bug" not in r.text
+    printed = capfd.readouterr().err.strip().splitlines()
+    assert printed == ["tcpkb serve: 500 on GET '/errno/104': RuntimeError: 'a bug'"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "BREW"])
+def test_only_get_and_head_are_answered(web, method):
+    r = web.loop.run_until_complete(web.ds.client.request(method, "/errno/104"))
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+def test_the_error_budget_slows_a_flood_of_errors_only():
+    from tcpkb.web.errors import ErrorBudget
+
+    budget = ErrorBudget()
+    waits = [budget.wait_for("10.0.0.1", now=100.0) for _ in range(int(budget.BURST) + 10)]
+    assert waits[:int(budget.BURST)] == [0.0] * int(budget.BURST)  # a burst goes through
+    assert waits[-1] == pytest.approx(10 / budget.RATE)  # then each waits for its token
+    assert budget.wait_for("10.0.0.2", now=100.0) == 0.0  # another address has its own budget
+    assert budget.wait_for("10.0.0.1", now=200.0) == 0.0  # and a budget refills
+    for _ in range(10_000):  # the debt is bounded
+        last = budget.wait_for("10.0.0.3", now=300.0)
+    assert last == budget.MAX_WAIT
+
+
+def test_the_error_budget_table_stays_bounded(monkeypatch):
+    from tcpkb.web.errors import ErrorBudget
+
+    monkeypatch.setattr(ErrorBudget, "MAX_CLIENTS", 50)
+    budget = ErrorBudget()
+    for i in range(500):
+        budget.wait_for(f"10.0.{i // 256}.{i % 256}", now=float(i))
+    assert len(budget.tokens) <= 50
+
+
 def test_no_note_can_inject_script(base_kb, tmp_path, monkeypatch):
     note = base_kb / "errno" / "ECONNRESET.md"
     text = note.read_text()
@@ -329,3 +404,27 @@ def test_readme_curl_examples_run_against_a_real_server(served, cli):
     first = subprocess.run(lines[0].replace("http://127.0.0.1:8001", served), shell=True,
                            capture_output=True, text=True, timeout=30)
     assert json.loads(first.stdout) == json.loads(cli("errno", "104", "--json").stdout)
+
+
+def test_the_favicon_is_the_sites_own_svg(web):
+    from tcpkb.paths import site_dir
+
+    drawn = (Path(site_dir()) / "assets" / "favicon.svg").read_text()
+    for path in ("/favicon.ico", "/-/favicon.svg"):  # where browsers ask, and by its name
+        r = web.get(path)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+        assert r.text == drawn and "<svg" in r.text
+
+
+def test_an_entry_page_draws_the_typical_case_first(web):
+    page = web.html("/errno/ECONNRESET")
+    first = re.search(r'<figure class="ladder" id="ladder-([\w.-]+)"', page)
+    assert first and first.group(1) == "close_with_unread_data_sends_rst"
+
+
+def test_the_state_diagram_keeps_its_links_reachable(web):
+    page = web.html("/state/LISTEN")
+    svg = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" class="tkd tkd-states"'):]
+    svg = svg[:svg.index("</svg>")]
+    assert 'role="group"' in svg[:400] and 'role="img"' not in svg
+    assert re.search(r'<a href="/state/SYN_RECV" aria-label="SYN-RECEIVED', svg)

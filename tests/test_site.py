@@ -277,3 +277,71 @@ def test_unwritable_output_is_refused(kb_db, monkeypatch, capsys):
     assert main(Path("/proc/tcpkb-site-test")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot" in err and "Traceback" not in err
+
+
+def departures(db, scenario: str) -> int:
+    """What a run changed from a default socket on a default kernel with a real peer: needs
+    beyond a namespace (a TUN peer, a knob), sysctls it set, setsockopt() calls it made."""
+    import json
+
+    needs = db.execute("select needs from scenarios where name = ?", (scenario,)).fetchone()[0] or ""
+    run = db.execute("select trace from runs where scenario = ? order by time desc limit 1",
+                     (scenario,)).fetchone()
+    trace = json.loads(run[0]) if run and run[0] else {}
+    calls = [str(s.get("call") or "") for s in trace.get("steps") or []]
+    return (sum(1 for n in needs.split() if n != "netns") + len(trace.get("sysctls") or {})
+            + sum(1 for c in calls if "setsockopt(" in c))
+
+
+def test_the_first_ladder_of_an_entry_is_its_typical_case(db, pages):
+    first = {}
+    for path, text in pages.items():
+        if m := re.search(r'<figure class="ladder" id="ladder-([\w.-]+)"', text):
+            first[path] = m.group(1)
+    assert first["errno/ECONNRESET/index.html"] == "close_with_unread_data_sends_rst"
+    assert first["errno/ECONNREFUSED/index.html"] == "connect_to_closed_port_refused"
+    for entry_id, in db.execute("select id from entries"):
+        path = entry_path(entry_id)
+        if path not in first:
+            continue
+        shown = re.findall(r'<figure class="ladder" id="ladder-([\w.-]+)"', pages[path])
+        assert departures(db, first[path]) == min(departures(db, s) for s in shown), entry_id
+
+
+def test_scenario_pages_show_their_source_highlighted(db, pages):
+    text = pages["scenario/close_with_unread_data_sends_rst/index.html"]
+    source = text[text.index('<h2 id="source">'):]
+    source = source[:source.index("</pre>")]
+    assert '<pre class="highlight"><code class="language-python">' in source
+    assert '<span class="nf">close_with_unread_data_sends_rst</span>' in source  # Pygments' tokens
+    plain = html5lib.parse(source, namespaceHTMLElements=False)
+    words = "".join(plain.itertext())
+    assert "@scenario(" in words and "def close_with_unread_data_sends_rst(lab):" in words
+    claim = db.execute("select claim from scenarios where name = 'close_with_unread_data_sends_rst'").fetchone()[0]
+    assert claim.split()[0] in words  # the decorator's claim, as written in the module
+    without = [n for n, in db.execute("select name from scenarios where source is null")]
+    assert not without, without[:5]
+    for name, in db.execute("select name from scenarios"):
+        assert '<h2 id="source">' in pages[f"scenario/{name}/index.html"], name
+
+
+def test_every_page_has_the_favicon(site, pages, parsed):
+    import xml.etree.ElementTree as ET
+
+    icon = site / "assets" / "favicon.svg"
+    root = ET.fromstring(icon.read_text())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox") == "0 0 32 32"
+    for path, text in pages.items():
+        m = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', text)
+        assert m, path
+        assert (site / posixpath.normpath(posixpath.join(posixpath.dirname(path), m.group(1)))).is_file(), path
+
+
+def test_the_diagram_page_labels_arrows_and_lists_each_cause(db, pages):
+    text = pages["diagram/index.html"]
+    labels = text[text.index('<g class="labels">'):]
+    labels = labels[:labels.index("</g>")]
+    assert "rcv SYN / snd SYN,ACK" in labels and "close() / snd FIN" in labels
+    table = text[text.index('<table class="transitions">'):]
+    for cause, in db.execute("select distinct cause from transitions"):
+        assert f"<code>{cause}</code>" in table.replace("&#39;", "'"), cause

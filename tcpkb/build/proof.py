@@ -17,20 +17,20 @@ from ..kinds import KINDS
 
 
 class Proof(NamedTuple):
-    catalog: list[dict]   # {name, module, level, claim, needs, timeout_s, proves, verdicts}
+    catalog: list[dict]   # {name, module, level, claim, needs, timeout_s, proves, verdicts, source?}
     results: list[dict]   # what results.load_all() reads: one per scenario per kernel
 
 
 def write_proof(db: sqlite_utils.Database, proof: Proof, kind_of: dict[str, str]) -> dict[str, int]:
-    columns = ("name", "module", "level", "claim", "needs", "timeout_s")
-    scenarios = {s["name"]: {k: s[k] for k in columns} for s in proof.catalog}
+    columns = ("name", "module", "level", "claim", "needs", "timeout_s", "source")
+    scenarios = {s["name"]: {k: s.get(k) for k in columns} for s in proof.catalog}
     links = [{"scenario": s["name"], "entry_id": e, "verdict": s["verdicts"].get(e)}
              for s in proof.catalog for e in s["proves"] if e in kind_of]
     runs, verifications, unknown = [], [], set()
     for r in proof.results:
         scenarios.setdefault(r["scenario"], {"name": r["scenario"], "module": r.get("module"),
                                              "level": r["level"], "claim": r["claim"],
-                                             "needs": None, "timeout_s": None})
+                                             "needs": None, "timeout_s": None, "source": None})
         run = _run_row(r)
         runs.append(run)
         for entry, ok, detail in _proved(r):

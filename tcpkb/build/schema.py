@@ -71,7 +71,7 @@ def create_tables(db: sqlite_utils.Database) -> None:
 
 def _create_proof_tables(db: sqlite_utils.Database) -> None:
     db["scenarios"].create({"name": str, "module": str, "level": str, "claim": str, "needs": str,
-                            "timeout_s": float}, pk="name")
+                            "timeout_s": float, "source": str}, pk="name")
     db["scenario_entries"].create({"scenario": str, "entry_id": str, "verdict": str},
                                   foreign_keys=[("scenario", "scenarios", "name"),
                                                 ("entry_id", "entries", "id")])

@@ -7,7 +7,7 @@ import re
 from .base import Field, Hit, Kind, NotFound, clean, fact, link, suggest
 
 SIDES = ("client", "server", "both", "closer", "passive-closer", "none")
-TRANSITION_KEYS = {"to": True, "event": True, "send": False, "side": False, "rfc": False}
+TRANSITION_KEYS = {"to": True, "cause": True, "event": True, "send": False, "side": False, "rfc": False}
 
 
 class State(Kind):
@@ -34,7 +34,8 @@ class State(Kind):
     columns = {"id": "text", "name": "text", "number": "integer", "hex": "text", "rfc": "text",
                "ss": "text", "netstat": "text", "side": "text"}
     extra_tables = {"transitions": ({"from_state": "text", "to_state": "text", "position": "integer",
-                                     "event": "text", "send": "text", "side": "text", "rfc": "boolean"},
+                                     "cause": "text", "event": "text", "send": "text", "side": "text",
+                                     "rfc": "boolean"},
                                     ())}
     descriptions = {
         "states": ("TCP states: the kernel's number, /proc/net/tcp hex and every spelling.", {
@@ -45,7 +46,9 @@ class State(Kind):
             "side": "who reaches it: client, server, both, closer, passive-closer or none"}),
         "transitions": ("The TCP state machine as Linux runs it: one row per way out of a state.", {
             "from_state": "the state left", "to_state": "the state entered",
-            "position": "order in the note", "event": "what makes it happen",
+            "position": "order in the note",
+            "cause": "what makes it happen, as an arrow of RFC 9293's Figure 5 is labelled (rcv SYN, close())",
+            "event": "what makes it happen, in a sentence",
             "send": "the flags sent, if any", "side": "who takes it",
             "rfc": "1 if RFC 9293 has it; 0 for Linux's own"}),
     }
@@ -58,14 +61,14 @@ class State(Kind):
     def rows(self, note, ctx) -> dict[str, list[dict]]:
         rows = super().rows(note, ctx)
         rows["transitions"] = [{"from_state": note.id, "to_state": f"state:{t['to']}", "position": i,
-                                "event": t["event"], "send": t.get("send"), "side": t.get("side"),
+                                "cause": t["cause"], "event": t["event"], "send": t.get("send"), "side": t.get("side"),
                                 "rfc": bool(t.get("rfc"))}
                                for i, t in enumerate(note.meta["transitions"])]
         return rows
 
     def json(self, conn, entry_id: str) -> dict:
         out = super().json(conn, entry_id)
-        out["transitions"] = [{"to": t["to_state"], "event": t["event"], "send": t["send"],
+        out["transitions"] = [{"to": t["to_state"], "cause": t["cause"], "event": t["event"], "send": t["send"],
                                "side": t["side"], "rfc": bool(t["rfc"])}
                               for t in conn.execute("select * from transitions where from_state = ?"
                                                     " order by position", (entry_id,))]

@@ -87,7 +87,7 @@ def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = N
 
 def all_transitions(conn: sqlite3.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(
-        "select from_state, to_state, position, event, send, side, rfc from transitions"
+        "select from_state, to_state, position, cause, event, send, side, rfc from transitions"
         " order by from_state, position")]
 
 

@@ -110,9 +110,14 @@ def verification(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
 
 
 def proving_scenarios(conn: sqlite3.Connection, entry_id: str) -> list[str]:
-    """The scenarios that reproduced an entry, those most about it first: runs that captured
-    packets, then where the entry stands in the scenario's list (claims aside), then the
-    scenarios proving fewest entries. Both web faces draw the first few."""
+    """The scenarios that reproduced an entry, the typical case first, then those most about it.
+
+    Typical is read from what a run departed from: a default socket on a default kernel with a
+    real peer. Each need beyond a network namespace (a scripted TUN peer, a knob or feature the
+    kernel must have), sysctl the scenario set and setsockopt() call in its newest run counts
+    one; the fewest come first. Then: runs that captured packets, where
+    the entry stands in the scenario's list (claims aside), the scenarios proving fewest
+    entries. Both web faces draw the first few."""
     rows = conn.execute("""
         with mine as (select distinct scenario from verifications
                       where entry_id = :id and level = 'reproduced' and ok),
@@ -124,9 +129,17 @@ def proving_scenarios(conn: sqlite3.Connection, entry_id: str) -> list[str]:
             where r.scenario = m.scenario) as packets,
           (select count(*) from listed l where l.scenario = m.scenario and l.n <
             (select min(n) from listed x where x.scenario = m.scenario and x.entry_id = :id)) as place,
-          (select count(*) from listed l where l.scenario = m.scenario) as size
+          (select count(*) from listed l where l.scenario = m.scenario) as size,
+          (select s.needs from scenarios s where s.name = m.scenario) as needs,
+          coalesce((select (select count(*) from json_each(r.trace, '$.sysctls'))
+                        + (select count(*) from json_each(r.trace, '$.steps')
+                           where json_extract(value, '$.call') like '%setsockopt(%')
+                      from runs r where r.scenario = m.scenario and json_valid(r.trace)
+                      order by r.time desc limit 1), 0) as departures
         from mine m""", {"id": entry_id}).fetchall()
-    rows.sort(key=lambda r: (not r["packets"], r["place"], r["size"], r["scenario"]))
+    def departures(r) -> int:
+        return r["departures"] + sum(1 for need in (r["needs"] or "").split() if need != "netns")
+    rows.sort(key=lambda r: (departures(r), not r["packets"], r["place"], r["size"], r["scenario"]))
     return [r["scenario"] for r in rows]
 
 

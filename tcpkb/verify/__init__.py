@@ -73,7 +73,8 @@ def proof_records(shipped_checked: bool = False):
 
     catalog = [{"name": s.name, "module": s.module, "level": s.level, "claim": s.claim,
                 "needs": " ".join(sorted(s.needs)), "timeout_s": s.timeout, "proves": list(s.proves),
-                "verdicts": dict(s.verdicts)} for s in all_scenarios().values()]
+                "verdicts": dict(s.verdicts), "source": source_of(s.fn)}
+               for s in all_scenarios().values()]
     loaded = results.load_all()
     known, digests = _validated()
     shipped = set(paths_shipped_results()) if shipped_checked else set()
@@ -87,6 +88,17 @@ def proof_records(shipped_checked: bool = False):
         if not shipped_checked:  # only what was validated here is remembered as validated
             _remember_validated(digests)
     return Proof(catalog, loaded)
+
+
+def source_of(fn: Callable) -> str | None:
+    """A scenario's Python source, its decorator included, for the pages that show it."""
+    import inspect
+    import textwrap
+
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):  # no source shipped (a zipped or compiled-only install)
+        return None
 
 
 def paths_shipped_results() -> list[str]:

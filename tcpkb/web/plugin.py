@@ -7,6 +7,7 @@ never changes while the server runs and is cached in memory after the first requ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import lru_cache
 from html import escape
@@ -32,7 +33,22 @@ def url_for(entry_id: str) -> str:
 
 # --- answers, computed once per server ---------------------------------------------------------
 
-@lru_cache(maxsize=4096)
+_answers: dict[tuple, tuple[int, str]] = {}  # (db file, kind, query, platform) -> _answer()
+MAX_ANSWERS = 4096
+
+
+async def lookup_answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str]:
+    """_answer, computed once per query and off the event loop: a miss's suggestions (difflib
+    over every name) can take tens of milliseconds, which would hold up every other request."""
+    key = (path, kind, query, platform)
+    found = _answers.get(key)
+    if found is None:
+        found = await asyncio.to_thread(_answer, path, kind, query, platform)
+        if len(_answers) < MAX_ANSWERS:
+            _answers[key] = found
+    return found
+
+
 def _answer(path: str, kind: str, query: str, platform: tuple) -> tuple[int, str]:
     """(status, JSON text) for a lookup, shaped exactly as the CLI's --json."""
     conn = lookup.connect(path)
@@ -130,7 +146,7 @@ async def entry_route(datasette, request):
     kind, name, fmt = (request.url_vars["kind"], request.url_vars["name"],
                        request.url_vars.get("format"))
     path = datasette.get_database(DB).path
-    status, body = _answer(path, kind, name, _platform(kind, request))
+    status, body = await lookup_answer(path, kind, name, _platform(kind, request))
     if fmt:
         return await _json(status, body)
     answer = json.loads(body)
@@ -213,8 +229,7 @@ def _kind_rows(path: str, kind: str) -> list:
 async def search_route(datasette, request):
     """`tcpkb search --json` over HTTP, and a results page whose hits link to entry pages."""
     words, kind = request.args.get("q", ""), request.args.get("kind") or None
-    limit = request.args.get("limit", "20")
-    limit = min(int(limit), 500) if limit.isdigit() and int(limit) > 0 else 20
+    limit = bounded_int(request.args.get("limit", ""), default=20, high=500)
 
     status, error, results = _search(datasette.get_database(DB).path, words, kind, limit)
     results = [dict(r) for r in results]  # the cached answer is shared: copy before adding to it
@@ -270,6 +285,21 @@ async def home_route(datasette, request):
         request=request))
 
 
+async def favicon_route(datasette, request):
+    """The favicon both faces show (site/assets/favicon.svg), where a browser asks for one."""
+    return Response(favicon(), content_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
+
+
+@lru_cache(maxsize=1)
+def favicon() -> str:
+    from pathlib import Path
+
+    from ..paths import site_dir
+
+    return (Path(site_dir()) / "assets" / "favicon.svg").read_text()
+
+
 async def css_route(datasette, request):
     return Response(stylesheet(), content_type="text/css; charset=utf-8",
                     headers={"Cache-Control": "max-age=3600"})
@@ -286,6 +316,14 @@ def stylesheet() -> str:
     return f"{shared()}\n{frame}"
 
 
+def bounded_int(text: str, default: int, high: int) -> int:
+    """A positive count from the query string, or the default: `²` and `٣` pass isdigit()
+    but are no count a visitor means, so only ASCII digits are read."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+        return default
+    return min(int(text), high)
+
+
 def marked(text: str) -> Markup:
     """Escape a snippet, then turn its markers into <mark>: no text can become markup."""
     return Markup(escape(text).replace(MARK[0], "<mark>").replace(MARK[1], "</mark>"))
@@ -299,6 +337,7 @@ def register_routes():
     return [
         (r"^/$", home_route),
         (r"^/-/tcpkb\.css$", css_route),
+        (r"^/(favicon\.ico|-/favicon\.svg)$", favicon_route),  # before Datasette's own PNG
         (r"^/search(?P<format>\.json)?$", search_route),
         (r"^/explain(?P<format>\.json)?$", explain_route),
         (r"^/kernels(?P<format>\.json)?$", kernels_route),
@@ -310,18 +349,21 @@ def register_routes():
 
 @hookimpl
 def asgi_wrapper():
-    """A read-only site takes GET and HEAD only: anything else is refused before Datasette
-    sees it (0.65 answers a POST to a table with a 500)."""
-    def wrap(app):
-        async def read_only(scope, receive, send):
-            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
-                await send({"type": "http.response.start", "status": 405,
-                            "headers": [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain")]})
-                await send({"type": "http.response.body", "body": b"405: this site is read-only\n"})
-                return
-            await app(scope, receive, send)
-        return read_only
-    return wrap
+    """Requests the site will not serve are answered before Datasette sees them (errors.guard)."""
+    from . import errors
+
+    return errors.guard
+
+
+@hookimpl(hookwrapper=True)
+def handle_exception(datasette, request, exception):
+    """Every error Datasette answers goes through errors.quiet_error instead of its own
+    handler, which prints a rich traceback per request and answers 500 for bad parameters."""
+    from . import errors
+
+    outcome = yield
+    others = [r for r in outcome.get_result() if not errors.is_datasette_default(r)]
+    outcome.force_result(others + [errors.quiet_error(datasette, request, exception)])
 
 
 @hookimpl

@@ -39,8 +39,12 @@ def state_diagram(transitions: list[dict], highlight: str | None = None,
     highlight: a state id; the state is drawn highlighted, its arrows emphasised and numbered,
     and a panel under the diagram lists each numbered arrow's transitions (event shortened,
     "/ send" when something is sent). Other arrows are faint and carry no text at all.
-    Without highlight every arrow carries its transitions as a hover tooltip (<title>).
-    href(state_id) -> URL: each state box becomes a link.
+    Without highlight every arrow carries its transitions as a hover tooltip (<title>), and each
+    solid arrow its RFC 9293 transitions written as Figure 5 writes them (`rcv SYN / snd
+    SYN,ACK`: a transition's cause, then what it sends), placed by the layout file or beside
+    the arrow's longest leg. The panel's lines start with the same words.
+    href(state_id) -> URL: each state box becomes a link, and the picture is a labelled group
+    rather than an image, so the links stay reachable by keyboard and screen reader.
     """
     lay = load_layout()
     model = state_diagram_model(transitions, highlight, lay["states"])

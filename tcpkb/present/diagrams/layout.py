@@ -95,6 +95,9 @@ CORNER_RADIUS = 16.0  # bends in a routed arrow
 BADGE_AT = 0.5  # a number halfway along its arrow ...
 BADGE_AT_OPPOSITE = 0.36  # ... or short of halfway, so a pair's two numbers stand apart
 BADGE_RADIUS = 9
+ARROW_LABEL_FONT = 10.5  # an arrow's event label (`rcv SYN / snd SYN,ACK`)
+ARROW_LABEL_LINE = 12.5  # between the lines of an arrow with several
+ARROW_LABEL_GAP = 6  # between an arrow and its label
 BADGE_BASELINE = 4  # a digit of 11 px centred in its badge
 
 LEGEND_LEFT = 20  # where the legend sits when the layout file does not say ...
@@ -155,6 +158,31 @@ class PlacedEdge:
     path: list[tuple]  # ("M", p), ("L", p), ("Q", control, p): a route with rounded corners
     head: list[Point]
     badge: Point | None
+    labels: list[Text]  # the arrow's event labels, one line each
+
+
+def edge_labels(labels: list[str], points: list[Point], cfg: dict) -> list[Text]:
+    """Where an arrow's labels go: the layout file's "label": [x, y, anchor] for the first
+    line's baseline, else beside the middle of the route's longest leg, on the side the
+    arrow was pushed to when it has a twin running back (so each twin keeps its own)."""
+    if not labels:
+        return []
+    if "label" in cfg:
+        x, y, *anchor = cfg["label"]
+        anchor = anchor[0] if anchor else "middle"
+    else:
+        a, b = max(pairwise(points), key=lambda ab: math.hypot(ab[1][0] - ab[0][0], ab[1][1] - ab[0][1]))
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        d = math.hypot(dx, dy) or 1.0
+        nx, ny = -dy / d, dx / d  # the side OPPOSITE_GAP pushes a twin to
+        mx, my = (a[0] + b[0]) / 2 + nx * ARROW_LABEL_GAP, (a[1] + b[1]) / 2 + ny * ARROW_LABEL_GAP
+        if abs(dy) > abs(dx) / 4:  # a sloping arrow: the text starts or ends beside it, clear of it
+            anchor = "start" if nx > 0 else "end"
+            x, y = mx, my + ARROW_LABEL_FONT / 3
+        else:  # a flat one: above or below it
+            anchor = "middle"
+            x, y = mx, my + (ARROW_LABEL_FONT if ny > 0 else -2) - (len(labels) - 1) * ARROW_LABEL_LINE * (ny <= 0)
+    return [Text(x, y + i * ARROW_LABEL_LINE, label, "lb", anchor) for i, label in enumerate(labels)]
 
 
 @dataclass
@@ -293,7 +321,8 @@ class _StateGeometry:
         if edge.number is not None:
             at = cfg.get("at", BADGE_AT_OPPOSITE if edge.has_reverse else BADGE_AT)
             badge = tuple(cfg["badge"]) if "badge" in cfg else point_along(points, at)
-        return PlacedEdge(edge, path, arrowhead(last[0], last[1], end[0], end[1]), badge)
+        return PlacedEdge(edge, path, arrowhead(last[0], last[1], end[0], end[1]), badge,
+                          edge_labels(edge.labels, points, cfg))
 
     def boxes(self, state: StateBox) -> list[PlacedBox]:
         """One box per copy of the state, its name centred, a subtitle under it if it has one."""

@@ -56,6 +56,12 @@ def is_rfc(transition: dict) -> bool:
     return bool(int(transition.get("rfc") or 0))
 
 
+def arrow_label(transition: dict) -> str:
+    """A transition as RFC 9293's Figure 5 labels an arrow: `rcv SYN / snd SYN,ACK`."""
+    cause = one_line(transition.get("cause") or short_event(transition.get("event") or "", 24))
+    return cause + (f" / snd {transition['send']}" if transition.get("send") else "")
+
+
 @dataclass(frozen=True)
 class StateBox:
     """A state as the diagram names it: the RFC spelling, and Linux's under it when it differs."""
@@ -89,6 +95,7 @@ class Edge:
     number: int | None  # the badge of a highlighted arrow
     tooltip: str | None  # the transitions, one per line; none on a dimmed arrow
     has_reverse: bool  # an arrow runs back between the same states: draw the two apart
+    labels: list[str]  # written on the arrow: its RFC transitions' arrow_label(); none with a highlight
 
 
 @dataclass
@@ -150,8 +157,7 @@ def _numbered(pairs, highlight: str | None, rank) -> dict[tuple[str, str], int]:
 
 def _edge_tooltip(source: StateBox, target: StateBox, rows: list[dict]) -> str:
     lines = [f"{source.name} → {target.name}"] + [
-        "• " + one_line(t.get("event") or "")
-        + (f" / {t['send']}" if t.get("send") else "")
+        f"• {arrow_label(t)}: " + one_line(t.get("event") or "")
         + ("" if is_rfc(t) else " (Linux)") for t in rows]
     return "\n".join(lines)
 
@@ -163,17 +169,26 @@ def _edges(pairs, numbers, states: dict[str, StateBox], highlight) -> list[Edge]
             continue
         lit = (a, b) in numbers
         emphasis = ("hl" if lit else "dim") if highlight else ""
+        # as in RFC 9293's figure, the RFC's transitions are written on their arrow; Linux's
+        # own (dashed) are told in the tooltip, where there is room for them. With a state
+        # highlighted, its arrows carry numbers instead, and the panel under the picture the words
+        labels = [] if highlight else list(dict.fromkeys(arrow_label(t) for t in rows if is_rfc(t)))
         edges.append(Edge(a, b, rows, any(is_rfc(t) for t in rows), emphasis, numbers.get((a, b)),
                           _edge_tooltip(states[a], states[b], rows) if lit or not highlight else None,
-                          (b, a) in pairs))
+                          (b, a) in pairs, labels))
     return edges
+
+
+def panel_line(t: dict) -> str:
+    """`rcv FIN / snd ACK: peer's FIN arrives`, the whole within SHORT_EVENT_LIMIT characters."""
+    label = arrow_label(t)
+    return f"{label}: {short_event(t.get('event'), SHORT_EVENT_LIMIT - len(label) - 2)}"
 
 
 def _panel(pairs, numbers, states: dict[str, StateBox]) -> list[PanelEntry]:
     entries = []
     for (a, b), number in numbers.items():
-        lines = [(short_event(t.get("event")) + (f" / {t['send']}" if t.get("send") else ""),
-                  one_line(t.get("event") or ""), not is_rfc(t)) for t in pairs[(a, b)]]
+        lines = [(panel_line(t), one_line(t.get("event") or ""), not is_rfc(t)) for t in pairs[(a, b)]]
         entries.append(PanelEntry(number, f"{states[a].name} → {states[b].name}", lines))
     return entries
 
@@ -284,7 +299,59 @@ def packet_label(p: dict, rel) -> tuple[str, str, tuple[str, ...]]:
 
 
 def step_text(step: dict) -> str:
-    return str(step.get("call") or step.get("note") or step.get("expect") or "")
+    """A step's call, note or expectation, with any bytes it quotes made readable."""
+    return readable_call(str(step.get("call") or step.get("note") or step.get("expect") or ""))
+
+
+# A Python bytes literal as the lab recorded a call's argument: b'x' or b"it's" (not the b of
+# a quoted key such as {'b': 1}, nor the end of a word)
+BYTES_LITERAL = re.compile(r"(?<![\w'\"])(?:b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*")')
+# How setsockopt's value reads, by option: the C structure's fields (socket(7)) or the text
+OPTION_VALUES = {
+    "SO_LINGER": ("ii", "{{l_onoff={}, l_linger={}}}"),
+    "SO_RCVTIMEO": ("qq", "{{tv_sec={}, tv_usec={}}}"),
+    "SO_SNDTIMEO": ("qq", "{{tv_sec={}, tv_usec={}}}"),
+}
+
+
+def readable_bytes(value: bytes, option: str = "") -> str:
+    """A call's bytes argument as a person reads it: the option's structure, text in quotes,
+    a native int, or the bytes in hex, never a Python literal."""
+    import struct
+
+    if option in OPTION_VALUES:
+        fmt, shape = OPTION_VALUES[option]
+        if len(value) == struct.calcsize(fmt):
+            return shape.format(*struct.unpack(fmt, value))
+    text = value.rstrip(b"\0")
+    if text and all(32 <= c < 127 for c in text):
+        return '"' + text.decode() + '"'
+    if option and len(value) == 4:
+        return str(int.from_bytes(value, "little", signed=True))
+    return "0x" + value.hex(" ") if value else '""'
+
+
+def readable_call(text: str) -> str:
+    """A recorded call with its bytes arguments made readable. setsockopt's label already
+    spells the value when it holds braces (`SO_LINGER {1, 0}`): then the bytes are left out."""
+    import ast
+
+    option = ""
+    m = re.match(r"(?:\w+\.)?setsockopt\((\w+)", text)
+    if m:
+        option = m.group(1)
+
+    def one(lit: re.Match) -> str:
+        try:
+            value = ast.literal_eval(lit.group(0))
+        except (ValueError, SyntaxError):
+            return lit.group(0)
+        return readable_bytes(value, option)
+
+    first = BYTES_LITERAL.search(text)
+    if option and first and "{" in text[:first.start()]:
+        text = re.sub(r", (?:" + BYTES_LITERAL.pattern + r")(?=\)$)", "", text)
+    return BYTES_LITERAL.sub(one, text)
 
 
 def step_kind(step: dict) -> str:
@@ -305,7 +372,7 @@ def call_result(step: dict) -> tuple[str, str] | None:
         return f"→ {step['errno']}", "err"
     if step.get("result") is None:
         return None
-    return f"→ {step['result']}", "ok"
+    return f"→ {readable_call(str(step['result']))}", "ok"
 
 
 def t_ms(item: dict) -> float:
@@ -659,7 +726,7 @@ def _result_text(step: dict, kind: str) -> str:
         return ""
     if step.get("errno"):
         return str(step.get("error") or "")
-    return "" if step.get("result") is None else str(step["result"])
+    return "" if step.get("result") is None else readable_call(str(step["result"]))
 
 
 def timeline(trace: dict) -> dict:

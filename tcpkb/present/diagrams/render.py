@@ -57,6 +57,7 @@ STYLE = """
 .tkd .tr.hl path{stroke:var(--tkd-a);stroke-width:2.4}
 .tkd .tr.hl polygon{fill:var(--tkd-a)}
 .tkd .tr:hover{opacity:1}
+.tkd .labels text{font-size:10.5px;paint-order:stroke;stroke:var(--bg,Canvas);stroke-width:3px;stroke-linejoin:round}
 .tkd .badge circle{fill:var(--tkd-a);stroke:none}
 .tkd .badge text{fill:#000;font-size:11px;font-weight:700}
 .tkd .panel .hd{font-weight:600;font-size:13.5px}
@@ -112,11 +113,13 @@ def num(v: float) -> str:
     return f"{v:.1f}".removesuffix(".0")
 
 
-def svg(width: float, height: float, label: str, body: list[str], kind: str) -> str:
+def svg(width: float, height: float, label: str, body: list[str], kind: str, role: str = "img") -> str:
+    """role "img" for a picture read as a whole; "group" for one holding links, which an
+    "img" would hide from keyboards and screen readers (its children are presentational)."""
     w, h = num(width), num(height)
     return "".join([
         (f'<svg xmlns="http://www.w3.org/2000/svg" class="tkd {kind}" viewBox="0 0 {w} {h}" '
-         f'style="max-width:{w}px;width:100%;height:auto" role="img" aria-label="{escape(label)}">'),
+         f'style="max-width:{w}px;width:100%;height:auto" role="{role}" aria-label="{escape(label)}">'),
         f"<title>{escape(label)}</title><style>{STYLE}</style>",
         *body,
         "</svg>",
@@ -168,7 +171,7 @@ def state_box(box: PlacedBox, href: Callable[[str], str] | None) -> str:
     cls = "st" + (" hl" if s.highlighted else "") + (" lx" if s.linux_only else "")
     g = (f'<g class="{cls}" data-state="{escape(s.id)}"><title>{escape(s.tip)}</title>'
          + rect(box.x, box.y, box.w, box.h, BOX_CORNER) + "".join(map(text, box.lines)) + "</g>")
-    return f'<a href="{escape(href(s.id))}">{g}</a>' if href is not None else g
+    return f'<a href="{escape(href(s.id))}" aria-label="{escape(s.tip)}">{g}</a>' if href is not None else g
 
 
 def legend_mark(m: Mark) -> str:
@@ -205,12 +208,15 @@ def panel(pic: StatePicture) -> list[str]:
 
 def state_diagram_svg(pic: StatePicture, href: Callable[[str], str] | None) -> str:
     badges = [badge(*p.badge, p.edge.number) for p in pic.edges if p.badge is not None]
+    labels = [text(t) for p in pic.edges for t in p.labels]
     body = ['<g class="edges">', *map(edge, pic.edges), "</g>",
+            '<g class="labels">', *labels, "</g>",
             '<g class="states">', *(state_box(b, href) for b in pic.boxes), "</g>",
             *badges, legend(pic)]
     if pic.panel_heading is not None:
         body += ['<g class="panel">', *panel(pic), "</g>"]
-    return svg(pic.width, pic.height, pic.model.label, body, "tkd-states")
+    return svg(pic.width, pic.height, pic.model.label, body, "tkd-states",
+               "img" if href is None else "group")
 
 
 # -- the ladder -------------------------------------------------------------------------------------
