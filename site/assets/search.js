@@ -1,20 +1,57 @@
 // Offline search: Pagefind's default UI in #search, started with the query from ?q=
 // (the header's search form submits here with a plain GET, so it works without this file too).
+//
+// Two indexes: the pages (English), and the entries' Chinese (summaries, glibc's messages) in
+// pagefind-zh/, indexed as Chinese. Pagefind splits an index by page language and reads a query
+// with the rules of the index it starts from, so a query with Chinese in it is searched in the
+// Chinese index, any other in the English one: the UI is rebuilt when the query changes script.
 (function () {
+  var HAN = /[\u3400-\u9fff\uf900-\ufaff]/;
+  var RANKING = {
+    // entry pages are long; without this, a short page that mentions a name once outranks the
+    // entry about that name ("reuseaddr" should find SO_REUSEADDR first)
+    en: { pageLength: 0.3, termSimilarity: 3 },
+    // the Chinese records are a few lines each and weighted by how many notes link to the entry
+    // (tcpkb/site/generate.py): let the weight decide, not the record's length or repetitions
+    zh: { pageLength: 0, termSaturation: 0.5, termFrequency: 0.5 }
+  };
+
   function start() {
     var box = document.getElementById("search");
     if (!box || typeof PagefindUI === "undefined") return;  // the bundle is missing: keep the plain form
     // Opened from disk, the browser refuses to fetch the index: keep the page's own text, which says so.
     if (window.location.protocol === "file:") return;
-    box.textContent = "";
-    var ui = new PagefindUI({
-      element: "#search", showSubResults: true, showImages: false, autofocus: true,
-      // entry pages are long; without this, a short page that mentions a name once outranks the
-      // entry about that name ("reuseaddr" should find SO_REUSEADDR first)
-      ranking: { pageLength: 0.3, termSimilarity: 3 }
+    var script = document.querySelector("script[src*='pagefind-ui.js']");
+    var bundles = { en: new URL("./", script.src).pathname, zh: new URL("../pagefind-zh/", script.src).pathname };
+    var ui = null, language = null;
+
+    function open(lang, query) {
+      if (ui) ui.destroy();
+      box.textContent = "";
+      language = lang;
+      ui = new PagefindUI({
+        element: "#search", bundlePath: bundles[lang], ranking: RANKING[lang],
+        showSubResults: true, showImages: false, autofocus: true
+      });
+      var input = box.querySelector("input");
+      if (input) {
+        // the UI names its box only by a tooltip: give it a name a screen reader announces
+        input.setAttribute("aria-label", "Search tcpkb, in English or Chinese");
+        input.setAttribute("lang", lang === "zh" ? "zh-CN" : "en");
+      }
+      if (query) {
+        ui.triggerSearch(query);
+        if (input) { input.focus(); input.setSelectionRange(query.length, query.length); }
+      }
+    }
+
+    box.addEventListener("input", function (event) {
+      var query = event.target.value || "";
+      var wanted = HAN.test(query) ? "zh" : "en";
+      if (wanted !== language) open(wanted, query);
     });
-    var q = new URLSearchParams(window.location.search).get("q");
-    if (q) ui.triggerSearch(q);
+    var q = new URLSearchParams(window.location.search).get("q") || "";
+    open(HAN.test(q) ? "zh" : "en", q);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

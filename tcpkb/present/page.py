@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 
 from ..kinds import KINDS
@@ -16,6 +17,7 @@ from ..query import lookup
 from . import diagrams
 
 LADDERS_PER_ENTRY = 3  # packet ladders drawn on an entry page; the rest are linked
+PRE = re.compile(r"<pre(?=[\s>])")
 
 
 def template_dir() -> str:
@@ -71,7 +73,7 @@ def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = N
     the state machine around a state, the ladders of the scenarios that prove it, and the
     titles of the entries it links to."""
     cache = {} if cache is None else cache
-    sections = [dict(r) for r in conn.execute(
+    sections = [{**dict(r), "html": keyboard_scrollable(r["html"])} for r in conn.execute(
         "select slug, title, html from sections where entry_id = ? order by position", (e["id"],))]
     drawn = [ladder(conn, name, cache) for name in lookup.proving_scenarios(conn, e["id"])]
     shown = [d for d in drawn if d and d["packets"]]
@@ -81,8 +83,25 @@ def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = N
         diagram = diagrams.state_diagram(transitions, e["id"], entry_url)
         incoming = [t for t in transitions if t["to_state"] == e["id"] and t["from_state"] != e["id"]]
     return {"e": e, "sections": sections, "diagram": diagram, "incoming": incoming,
+            "chinese_messages": chinese_messages(conn, e["id"]),
             "ladders": shown[:LADDERS_PER_ENTRY], "more_ladders": [d["name"] for d in shown[LADDERS_PER_ENTRY:]],
             "entries": titles(conn, linked_ids(e, incoming))}
+
+
+CHINESE = {"glibc:zh_CN": "zh-CN", "glibc:zh_TW": "zh-TW"}  # message source -> its language tag
+
+
+def chinese_messages(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
+    """glibc's Chinese translations of an entry's message: [{lang, text}], simplified first."""
+    rows = conn.execute(f"select source, text from messages where entry_id = ? and source in "
+                        f"({','.join('?' * len(CHINESE))}) order by source", (entry_id, *CHINESE))
+    return [{"lang": CHINESE[r["source"]], "text": r["text"]} for r in rows]
+
+
+def keyboard_scrollable(html: str) -> str:
+    """A note's code blocks take the keyboard's focus: a long line scrolls inside its block,
+    and a reader without a mouse scrolls it with the arrow keys."""
+    return PRE.sub('<pre tabindex="0"', html)
 
 
 def all_transitions(conn: sqlite3.Connection) -> list[dict]:

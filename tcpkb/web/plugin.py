@@ -139,7 +139,8 @@ async def entry_route(datasette, request):
             request=request), status=status)
     # a flag combination (S., SYN+ACK) is an answer without a note of its own: it names flags
     article = dict(_article(path, answer["id"])) if answer.get("id") else {
-        "sections": [], "diagram": None, "incoming": [], "ladders": [], "more_ladders": [], "entries": {}}
+        "sections": [], "diagram": None, "incoming": [], "ladders": [], "more_ladders": [], "entries": {},
+        "chinese_messages": []}
     article["e"] = answer  # with this query's notes (how 54?os=darwin was read)
     platform = _platform(kind, request)
     query = "&".join(f"{k.rstrip('_')}={quote(v)}" for k, v in platform)
