@@ -25,9 +25,24 @@ def template_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
+# what a reader calls each platform an errno number is read on (kinds/errno.py's keys)
+PLATFORM_NAMES = {"linux": "Linux", "alpha": "Linux on Alpha", "mips": "Linux on MIPS",
+                  "sparc": "Linux on SPARC", "parisc": "Linux on PA-RISC", "powerpc": "Linux on PowerPC",
+                  "darwin": "macOS", "freebsd": "FreeBSD", "windows": "Windows", "libuv": "libuv"}
+
+
+def platform_names(platforms: list[str]) -> str:
+    """['darwin', 'freebsd', 'sparc'] -> 'macOS, FreeBSD and Linux on SPARC'."""
+    order = list(PLATFORM_NAMES)  # other operating systems first: where a pasted number comes from
+    first = sorted(platforms, key=lambda p: (p not in ("darwin", "freebsd", "windows"),
+                                             order.index(p) if p in order else len(order)))
+    names = [PLATFORM_NAMES.get(p, p) for p in first]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def template_globals() -> dict:
     """Names the shared templates call, set in each face's Jinja environment."""
-    return {"kernels_text": kernels_text}
+    return {"kernels_text": kernels_text, "platform_names": platform_names}
 
 
 def titles(conn: sqlite3.Connection, ids) -> dict[str, dict]:
@@ -111,6 +126,11 @@ def all_transitions(conn: sqlite3.Connection) -> list[dict]:
 
 
 def kind_rows(kind: str, entries: list[dict]) -> list[tuple[dict, list]]:
-    """A kind's list page rows: (entry, its list columns), in the kind's own order."""
+    """A kind's list page rows: (entry, its list columns), in the kind's own order. A kind whose
+    notes say which entries socket programs meet (errno, signal: the `socket` field) lists
+    those first, so ECONNRESET comes before EPERM."""
     k = KINDS[kind]
-    return [(e, k.list_columns(e)) for e in sorted(entries, key=k.sort_key)]
+    ordered = sorted(entries, key=k.sort_key)
+    if any("socket" in e for e in ordered):
+        ordered.sort(key=lambda e: not e.get("socket"))  # stable: the kind's order within each group
+    return [(e, k.list_columns(e)) for e in ordered]

@@ -8,6 +8,7 @@ never changes while the server runs and is cached in memory after the first requ
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from html import escape
 from urllib.parse import quote
@@ -144,7 +145,7 @@ async def entry_route(datasette, request):
     article["e"] = answer  # with this query's notes (how 54?os=darwin was read)
     platform = _platform(kind, request)
     query = "&".join(f"{k.rstrip('_')}={quote(v)}" for k, v in platform)
-    context = {**article, **_urls(), "db_name": DB,
+    context = {**article, **_urls(), "db_name": DB, "asked": name if name.lstrip("-").isdigit() else None,
                "json_url": request.path + ".json" + (f"?{query}" if query else "")}
     return await cached_html(datasette, request, lambda: datasette.render_template(
         "tcpkb_entry.html", context, request=request), platform)
@@ -224,8 +225,10 @@ async def search_route(datasette, request):
         plain = [{**r, "snippet": r["snippet"].replace(MARK[0], "[").replace(MARK[1], "]")}
                  for r in results]
         return await _json(200, json.dumps({"query": words, "results": plain}, ensure_ascii=False))
+    titles = await _titles(datasette, [r["id"] for r in results])
     for r in results:
-        r["snippet_html"] = marked(r["snippet"])
+        r["snippet_html"] = marked(unmarkdown(r["snippet"]))
+        r["title"] = titles.get(r["id"], "")
     if not words.strip():  # the empty search page is a form, not an error
         status, error = 200, None
     return Response.html(await datasette.render_template(
@@ -283,6 +286,28 @@ def stylesheet() -> str:
 
     frame = (Path(__file__).parent / "templates" / "tcpkb.css").read_text()
     return f"{shared()}\n{frame}"
+
+
+async def _titles(datasette, ids: list[str]) -> dict[str, str]:
+    """{id: title} of the entries a results page names."""
+    if not ids:
+        return {}
+    rows = await datasette.get_database(DB).execute(
+        f"select id, title from entries where id in ({','.join('?' * len(ids))})", ids)
+    return {r["id"]: r["title"] for r in rows}
+
+
+MARKDOWN = [(re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),  # [text](url) -> text
+            (re.compile(r"`+|\*\*|__"), ""),                   # code spans, strong
+            (re.compile(r"(^|\s)#{1,6}\s+"), r"\1")]            # headings
+
+
+def unmarkdown(text: str) -> str:
+    """A snippet of a note's markdown as the words a reader sees: no backticks, link targets,
+    emphasis marks or heading hashes."""
+    for pattern, replacement in MARKDOWN:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def marked(text: str) -> Markup:
@@ -350,11 +375,25 @@ def prepare_connection(conn, database, datasette):
     conn.create_function("tcpkb_explain", 1, tcpkb_explain, deterministic=True)
 
 
+# a note's prose in the tables: (table, column) -> the column holding the entry it belongs to
+PROSE = {("entries", "body_md"): "id", ("entries", "body_html"): "id",
+         ("sections", "markdown"): "entry_id", ("sections", "html"): "entry_id"}
+
+
 @hookimpl
-def render_cell(value, column, table, database):
-    """Entry ids link to their pages; search snippets show their highlights, nothing else."""
+def render_cell(row, value, column, table, database):
+    """Entry ids link to their pages; search snippets show their highlights, nothing else. A
+    note's body is read on its entry page: in a table it is a link there with its length (whole
+    bodies made the entries table 52,000 px tall); the JSON keeps every byte."""
     if database != DB or not isinstance(value, str):
         return None
+    if (table, column) in PROSE:
+        entry_id = row[PROSE[(table, column)]]
+        anchor = f"#{quote(row['slug'])}" if table == "sections" else ""
+        what = "the section" if table == "sections" else "the note"
+        return Markup(f'<a href="{escape(url_for(entry_id) + anchor)}">{what} on its page</a> '
+                      f'<span class="muted">({len(value):,} characters of '
+                      f'{"HTML" if column.endswith("html") else "markdown"})</span>')
     if column in ("id", "entry_id", "src", "dst", "errno_id", "call_id", "from_state", "to_state") \
             and ":" in value and value.split(":", 1)[0] in KINDS:
         return Markup(f'<a href="{escape(url_for(value))}">{escape(value)}</a>')
