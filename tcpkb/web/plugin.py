@@ -380,6 +380,17 @@ PROSE = {("entries", "body_md"): "id", ("entries", "body_html"): "id",
          ("sections", "markdown"): "entry_id", ("sections", "html"): "entry_id"}
 
 
+def _language(row, column: str, table: str | None) -> str | None:
+    """The language of a cell that is not English: the Chinese summaries, and the messages
+    glibc translates (source glibc:zh_CN -> zh-CN), so a screen reader and a search engine
+    read them as what they are."""
+    if column == "summary_zh":
+        return "zh-Hans"
+    if table == "messages" and column == "text" and (row["source"] or "").startswith("glibc:"):
+        return row["source"].split(":", 1)[1].replace("_", "-")
+    return None
+
+
 @hookimpl
 def render_cell(row, value, column, table, database):
     """Entry ids link to their pages; search snippets show their highlights, nothing else. A
@@ -387,6 +398,8 @@ def render_cell(row, value, column, table, database):
     bodies made the entries table 52,000 px tall); the JSON keeps every byte."""
     if database != DB or not isinstance(value, str):
         return None
+    if lang := _language(row, column, table):
+        return Markup(f'<span lang="{lang}">{escape(value)}</span>')
     if (table, column) in PROSE:
         entry_id = row[PROSE[(table, column)]]
         anchor = f"#{quote(row['slug'])}" if table == "sections" else ""
