@@ -119,7 +119,7 @@ UNMARKED_CHINESE = """() => {
         const node = walk.currentNode, owner = node.parentElement;
         if (!han.test(node.textContent) || owner.closest("script, style, svg")) continue;
         const lang = (owner.closest("[lang]") || document.documentElement).getAttribute("lang") || "";
-        if (!/^(zh|ja|ko)\b/i.test(lang)) out.push(node.textContent.trim().slice(0, 40));
+        if (!/^(zh|ja|ko)(-|$)/i.test(lang)) out.push(node.textContent.trim().slice(0, 40));
     }
     return out;
 }"""

@@ -92,15 +92,16 @@ def test_search_broken_pipe_lands_on_epipe_then_sigpipe_then_the_diagram(browser
 
 def search_ui(page, query: str) -> list[str]:
     """Type a query into Pagefind's UI and return the result pages' URLs, best first."""
-    page.fill(".pagefind-ui__search-input", query)
+    page.fill(".pagefind-ui__search-input:visible", query)
     page.wait_for_function("""q => {
-        const message = document.querySelector(".pagefind-ui__message");
-        const results = [...document.querySelectorAll(".pagefind-ui__result")];
+        const shown = [...document.querySelectorAll("#search > div")].find(d => !d.hidden) || document;
+        const message = shown.querySelector(".pagefind-ui__message");
+        const results = [...shown.querySelectorAll(".pagefind-ui__result")];
         return message && message.textContent.includes(q) && results.length > 0
             && results.every(r => r.querySelector(".pagefind-ui__result-title a"));
     }""", arg=query)
     return page.eval_on_selector_all(  # each result's first link is the page; the rest are its sections
-        ".pagefind-ui__result", "rs => rs.map(r => r.querySelector('a.pagefind-ui__result-link').getAttribute('href'))")
+        "#search > div:not([hidden]) .pagefind-ui__result", "rs => rs.map(r => r.querySelector('a.pagefind-ui__result-link').getAttribute('href'))")
 
 
 def test_search_finds_identifiers_whole_and_in_parts_and_filters_by_kind(browser, base_url):

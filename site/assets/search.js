@@ -4,7 +4,7 @@
 // Two indexes: the pages (English), and the entries' Chinese (summaries, glibc's messages) in
 // pagefind-zh/, indexed as Chinese. Pagefind splits an index by page language and reads a query
 // with the rules of the index it starts from, so a query with Chinese in it is searched in the
-// Chinese index, any other in the English one: the UI is rebuilt when the query changes script.
+// Chinese index, any other in the English one: typing Chinese switches to the Chinese UI.
 (function () {
   var HAN = /[\u3400-\u9fff\uf900-\ufaff]/;
   var RANKING = {
@@ -23,32 +23,40 @@
     if (window.location.protocol === "file:") return;
     var script = document.querySelector("script[src*='pagefind-ui.js']");
     var bundles = { en: new URL("./", script.src).pathname, zh: new URL("../pagefind-zh/", script.src).pathname };
-    var ui = null, language = null;
+    var uis = {}, shown = null;
+    box.textContent = "";
 
+    // one UI per index, made when first needed; the other is hidden, never torn down mid-search
     function open(lang, query) {
-      if (ui) ui.destroy();
-      box.textContent = "";
-      language = lang;
-      ui = new PagefindUI({
-        element: "#search", bundlePath: bundles[lang], ranking: RANKING[lang],
-        showSubResults: true, showImages: false, autofocus: true
-      });
-      var input = box.querySelector("input");
-      if (input) {
+      if (!uis[lang]) {
+        var frame = document.createElement("div");
+        frame.id = "search-" + lang;
+        box.appendChild(frame);
+        uis[lang] = { frame: frame, ui: new PagefindUI({
+          element: "#" + frame.id, bundlePath: bundles[lang], ranking: RANKING[lang],
+          showSubResults: true, showImages: false, autofocus: !shown
+        }) };
+        var input = frame.querySelector("input");
         // the UI names its box only by a tooltip: give it a name a screen reader announces
-        input.setAttribute("aria-label", "Search tcpkb, in English or Chinese");
-        input.setAttribute("lang", lang === "zh" ? "zh-CN" : "en");
+        if (input) {
+          input.setAttribute("aria-label", "Search tcpkb, in English or Chinese");
+          if (lang === "zh") input.setAttribute("lang", "zh-CN");
+        }
       }
-      if (query) {
-        ui.triggerSearch(query);
-        if (input) { input.focus(); input.setSelectionRange(query.length, query.length); }
+      for (var other in uis) uis[other].frame.hidden = other !== lang;
+      shown = lang;
+      if (query) uis[lang].ui.triggerSearch(query);
+      var box_input = uis[lang].frame.querySelector("input");
+      if (box_input && query && document.activeElement && document.activeElement.tagName === "INPUT") {
+        box_input.focus();
+        box_input.setSelectionRange(query.length, query.length);
       }
     }
 
     box.addEventListener("input", function (event) {
       var query = event.target.value || "";
       var wanted = HAN.test(query) ? "zh" : "en";
-      if (wanted !== language) open(wanted, query);
+      if (wanted !== shown) open(wanted, query);
     });
     var q = new URLSearchParams(window.location.search).get("q") || "";
     open(HAN.test(q) ? "zh" : "en", q);
