@@ -184,4 +184,8 @@ def test_errno_and_signal_lists_put_socket_entries_first(web, site, db):
             ids = [f"{kind}:{n}" for n in names]
             flags = [i in socket for i in ids]
             assert flags == sorted(flags, reverse=True) and flags[0] and not flags[-1], (kind, ids[:5])
+            # within the socket group, the entry most notes link to comes first
+            linked = dict(db.execute("select dst, count(*) from links group by dst").fetchall())
+            top = max(linked.get(i, 0) for i in socket)
+            assert linked.get(ids[0], 0) == top, (kind, ids[:3], top)
             assert 'class="kind-filter"' in page and "<label for=" in page

@@ -125,12 +125,20 @@ def all_transitions(conn: sqlite3.Connection) -> list[dict]:
         " order by from_state, position")]
 
 
-def kind_rows(kind: str, entries: list[dict]) -> list[tuple[dict, list]]:
+def inlinks(conn: sqlite3.Connection) -> dict[str, int]:
+    """{id: how many notes name the entry as related}: how central an entry is to the rest."""
+    return dict(conn.execute("select dst, count(*) from links group by dst").fetchall())
+
+
+def kind_rows(kind: str, entries: list[dict], linked: dict[str, int] | None = None) -> list[tuple[dict, list]]:
     """A kind's list page rows: (entry, its list columns), in the kind's own order. A kind whose
     notes say which entries socket programs meet (errno, signal: the `socket` field) lists
-    those first, so ECONNRESET comes before EPERM."""
+    those first, the ones most notes link to at the top (ECONNRESET, ETIMEDOUT, ECONNREFUSED
+    before EPERM, which a socket meets too, less often); the others follow in the kind's order."""
     k = KINDS[kind]
     ordered = sorted(entries, key=k.sort_key)
     if any("socket" in e for e in ordered):
-        ordered.sort(key=lambda e: not e.get("socket"))  # stable: the kind's order within each group
+        linked = linked or {}
+        # stable sort: equal counts, and the other group, keep the kind's own order
+        ordered.sort(key=lambda e: (not e.get("socket"), -linked.get(e["id"], 0) if e.get("socket") else 0))
     return [(e, k.list_columns(e)) for e in ordered]

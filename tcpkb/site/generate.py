@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -220,8 +219,9 @@ def write_pages(db_path: str | os.PathLike, out: Path) -> dict:
             "counts": {kind: len(data.order.get(kind, [])) for kind in KINDS}, "entries": data.entries})
         ladders: dict = {}
         _write_front_pages(w, data, conn)
+        linked = page.inlinks(conn)
         for kind in KINDS:
-            rows = page.kind_rows(kind, [data.entries[i] for i in data.order.get(kind, [])])
+            rows = page.kind_rows(kind, [data.entries[i] for i in data.order.get(kind, [])], linked)
             w.page(f"{kind}/index.html", "kind.html", kind=KINDS[kind], rows=rows,
                    diagram=_state_svg(data, f"{kind}/index.html") if kind == "state" else None)
             for entry_id in data.order.get(kind, []):
@@ -281,7 +281,7 @@ def index_chinese(db_path: str | os.PathLike, out: Path) -> None:
 
     conn = lookup.connect(str(db_path))
     try:
-        inlinks = dict(conn.execute("select dst, count(*) from links group by dst").fetchall())
+        inlinks = page.inlinks(conn)
         with tempfile.TemporaryDirectory(prefix="tcpkb-zh-") as scratch:
             for row in conn.execute("select id, kind, name, title, summary_zh from entries order by rowid"):
                 path = Path(scratch, entry_path(row["id"]))

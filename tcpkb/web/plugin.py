@@ -202,11 +202,11 @@ async def kind_route(datasette, request):
 
 @lru_cache(maxsize=64)
 def _kind_rows(path: str, kind: str) -> list:
-    from ..present.page import kind_rows
+    from ..present.page import inlinks, kind_rows
 
     conn = lookup.connect(path)
     try:
-        return kind_rows(kind, lookup.list_kind(conn, kind))
+        return kind_rows(kind, lookup.list_kind(conn, kind), inlinks(conn))
     finally:
         conn.close()
 
