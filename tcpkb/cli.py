@@ -169,7 +169,7 @@ def show(
     raise typer.Exit(answer.find("show", entry_id, as_json, brief, lang and lang.value))
 
 
-@app.command()
+@app.command(context_settings=NUMERIC)  # pasted text may start with dashes: .NET's "---> System…"
 def explain(
     text: Optional[str] = typer.Argument(None, help="The error text; omit it (or give -) to read stdin."),
     as_json: bool = JSON,

@@ -108,9 +108,18 @@ def plain_explain(argv: list[str]) -> dict | None:
     rest = argv[1:]
     as_json = "--json" in rest
     texts = [a for a in rest if a != "--json"]
-    if len(texts) > 1 or any(t.startswith("-") and t != "-" for t in texts):
+    if len(texts) > 1 or any(_looks_like_option(t) for t in texts):
         return None  # options Typer knows (--limit, --help), or bad usage
     return {"text": texts[0] if texts else None, "as_json": as_json}
+
+
+def _looks_like_option(arg: str) -> bool:
+    """`-n`, `--limit=3`, `--help`; not pasted text that starts with dashes (.NET's "---> System…",
+    a log's "-- Logs begin"), which Typer then takes as the text too."""
+    name = arg.split("=", 1)[0]
+    return arg != "-" and (name.startswith("--") and name[2:3].isalpha() or
+                           name.startswith("-") and len(name) == 2 and name[1].isalpha()) \
+        and " " not in name and "\n" not in name
 
 
 def utf8_arguments(argv: list[str]) -> list[str] | None:

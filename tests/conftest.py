@@ -119,3 +119,30 @@ def served_log(kb_db, tmp_path_factory):
 def served(served_log):
     """The base URL of the session's `tcpkb serve`."""
     return served_log[0]
+
+
+@pytest.fixture(scope="session")
+def site_base_url(kb_db, tmp_path_factory):
+    """The static site, Pagefind included, built once per session under www/docs/ and served
+    from www/ over loopback, so every page lives under /docs/ (as under a host's URL prefix)."""
+    import functools
+    import http.server
+    import threading
+
+    from tcpkb.site.generate import build_site
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+    www = tmp_path_factory.mktemp("www")
+    build_site(kb_db, www / "docs")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/docs/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

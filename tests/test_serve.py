@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tcpkb.present.page import keyboard_scrollable
 from tcpkb.query import lookup
 from tcpkb.build.database import build
 from tcpkb.web.serve import SETTINGS, make_datasette, metadata
@@ -204,7 +205,8 @@ def test_every_entry_has_a_page_and_a_json_twin(web, db):
 def test_an_entry_page_shows_the_note_its_links_and_its_proof(web, db):
     page = web.html("/errno/EPIPE")
     for (section,) in db.execute("select html from sections where entry_id = 'errno:EPIPE'"):
-        assert section in page  # the build's HTML, not re-rendered
+        # the build's HTML, not re-rendered: only its code blocks take the keyboard's focus
+        assert keyboard_scrollable(section) in page
     assert 'href="/signal/SIGPIPE"' in page
     assert "second_write_after_peer_close_fails_with_epipe" in page
     assert "<svg" in page and "EPIPE" in page  # a packet ladder of a run that proves it
@@ -221,7 +223,9 @@ def test_a_state_page_draws_the_state_machine_with_the_state_lit(web):
 def test_scenario_pages_show_each_run(web, db):
     name = "second_write_after_peer_close_fails_with_epipe"
     page = web.html(f"/scenario/{name}")
-    assert '<a href="/errno/EPIPE">errno:EPIPE</a>' in page and "<svg" in page
+    assert '<a href="/errno/EPIPE">EPIPE</a>' in page and "<svg" in page  # linked by name, not id
+    source = re.search(r'<h2 id="source">.*?<div class="scroll source"[^>]*>(.*?)</div>\s*\n', page, re.S)
+    assert source and f"def {name}" in re.sub(r"<[^>]+>", "", source.group(1))  # highlighted, as the site's
     data = web.json(f"/scenario/{name}.json")
     assert data["runs"][0]["trace"]["packets"] and {"entry_id": "errno:EPIPE", "verdict": None} in data["proves"]
     assert web.json("/scenario/nope.json", 404)["error"] == "no scenario 'nope'"
@@ -244,7 +248,7 @@ def test_search_and_explain_routes(web, cli):
     assert got == expected
     assert "nothing matches" in web.json("/search.json?q=zzqqxx", 404)["error"]
     page = web.html("/search?q=connection+reset")
-    assert '<a href="/errno/ECONNRESET">errno:ECONNRESET</a>' in page and "<mark>" in page
+    assert '<a href="/errno/ECONNRESET">ECONNRESET</a>' in page and "<mark>" in page  # by name, not id
     text = "write: broken pipe"
     assert web.json(f"/explain.json?text={quote(text)}") == json.loads(cli("explain", text, "--json").stdout)
     assert 'href="/errno/EPIPE"' in web.html(f"/explain?text={quote(text)}")

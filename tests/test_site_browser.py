@@ -4,16 +4,11 @@ and the dark theme, and leave screenshots (in $TCPKB_SCREENSHOTS, or a temporary
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
-
-from tcpkb.site.generate import build_site
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 15_000
@@ -24,26 +19,10 @@ if not os.access(CHROMIUM, os.X_OK):
                 allow_module_level=True)
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def base_url(kb_db, tmp_path_factory):
-    """The site built under www/docs/ and served from www/, so every page lives under /docs/."""
-    www = tmp_path_factory.mktemp("www")
-    build_site(kb_db, www / "docs")
-    handler = functools.partial(QuietHandler, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/docs/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def base_url(site_base_url):
+    """The site built once per session (conftest.py), every page under /docs/."""
+    return site_base_url
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +92,16 @@ def test_search_broken_pipe_lands_on_epipe_then_sigpipe_then_the_diagram(browser
 
 def search_ui(page, query: str) -> list[str]:
     """Type a query into Pagefind's UI and return the result pages' URLs, best first."""
-    page.fill(".pagefind-ui__search-input", query)
+    page.fill(".pagefind-ui__search-input:visible", query)
     page.wait_for_function("""q => {
-        const message = document.querySelector(".pagefind-ui__message");
-        const results = [...document.querySelectorAll(".pagefind-ui__result")];
+        const shown = [...document.querySelectorAll("#search > div")].find(d => !d.hidden) || document;
+        const message = shown.querySelector(".pagefind-ui__message");
+        const results = [...shown.querySelectorAll(".pagefind-ui__result")];
         return message && message.textContent.includes(q) && results.length > 0
             && results.every(r => r.querySelector(".pagefind-ui__result-title a"));
     }""", arg=query)
     return page.eval_on_selector_all(  # each result's first link is the page; the rest are its sections
-        ".pagefind-ui__result", "rs => rs.map(r => r.querySelector('a.pagefind-ui__result-link').getAttribute('href'))")
+        "#search > div:not([hidden]) .pagefind-ui__result", "rs => rs.map(r => r.querySelector('a.pagefind-ui__result-link').getAttribute('href'))")
 
 
 def test_search_finds_identifiers_whole_and_in_parts_and_filters_by_kind(browser, base_url):
@@ -199,5 +179,53 @@ def test_readable_without_javascript(browser, base_url):
         assert page.locator("#causes").is_visible()
         page.goto(base_url + "index.html")
         assert page.locator("#search form").is_visible()  # the plain search form stands in for the UI
+    finally:
+        page.context.close()
+
+
+def test_chinese_search_finds_the_socket_errors(browser, base_url):
+    """Chinese words are searched in the Chinese index (Pagefind splits its index by language):
+    connection, reset, pipe and timeout find the errors that mean them among the first three."""
+    page = new_page(browser)
+    try:
+        page.goto(base_url + "search/index.html")
+        for query, expected in [("连接", "/errno/ECONNRESET/"), ("重置", "/errno/ECONNRESET/"),
+                                ("管道", "/errno/EPIPE/"), ("超时", "/errno/ETIMEDOUT/")]:
+            urls = search_ui(page, query)
+            assert any(expected in u for u in urls[:3]), (query, urls[:5])
+            assert all(u.startswith("/docs/") for u in urls), urls
+        # back to English in the same box: the English index answers again
+        urls = search_ui(page, "broken pipe")
+        assert "/errno/EPIPE/" in urls[0], urls[:3]
+        page.goto(base_url + "search/index.html?q=" + "超时")  # the header form's plain GET
+        page.locator(".pagefind-ui__result").first.wait_for()
+        assert "/errno/ETIMEDOUT/" in " ".join(page.eval_on_selector_all(
+            ".pagefind-ui__result a.pagefind-ui__result-link", "as => as.slice(0, 3).map(a => a.href)"))
+        assert not page.js_errors, page.js_errors
+    finally:
+        page.context.close()
+
+
+def test_kind_pages_filter_their_rows(browser, base_url):
+    page = new_page(browser, viewport={"width": 390, "height": 844})
+    try:
+        page.goto(base_url + "errno/index.html")
+        rows = page.locator("#errno-table tbody tr:not(.group)")
+        total = rows.count()
+        box = page.get_by_label("Filter errors")
+        box.fill("reset")
+        visible = page.locator("#errno-table tbody tr:not(.group):visible")
+        names = visible.locator("th a").all_inner_texts()
+        assert "ECONNRESET" in names and 0 < len(names) < total, names
+        assert page.locator("form.kind-filter output").inner_text() == f"{len(names)} of {total} shown"
+        box.fill("")
+        assert visible.count() == total
+    finally:
+        page.context.close()
+    page = new_page(browser, java_script_enabled=False)
+    try:  # without JavaScript there is no box, and every row shows
+        page.goto(base_url + "errno/index.html")
+        assert not page.locator("form.kind-filter").is_visible()
+        assert page.locator("#errno-table tbody tr:not(.group):visible").count() > 100
     finally:
         page.context.close()

@@ -74,11 +74,12 @@ class Resolver(Kind):
             "windows_name": "the Windows Sockets code ws2tcpip.h defines it as",
             "source": "where the glibc number and message were read"}),
         "resolver_numbers": ("Every getaddrinfo() code's number and message per platform.", {
-            "platform": "glibc, musl, darwin, freebsd, windows or libuv",
+            "entry_id": "the resolver entry", "platform": "glibc, musl, darwin, freebsd, windows or libuv",
             "number": "the number there", "message": "the C library's message there, if it has one",
             "source": "where it was read"}),
         "resolver_forms": ("The lines programs print for a getaddrinfo() error.", {
-            "position": "order in the note", "text": "the line as the program prints it",
+            "entry_id": "the resolver entry", "position": "order in the note",
+            "text": "the line as the program prints it",
             "by": "the program", "source": "where the line comes from"}),
     }
 

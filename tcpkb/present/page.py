@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 
 from ..kinds import KINDS
@@ -16,6 +17,7 @@ from ..query import lookup
 from . import diagrams
 
 LADDERS_PER_ENTRY = 3  # packet ladders drawn on an entry page; the rest are linked
+PRE = re.compile(r"<pre(?=[\s>])")
 
 
 def template_dir() -> str:
@@ -23,9 +25,24 @@ def template_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
+# what a reader calls each platform an errno number is read on (kinds/errno.py's keys)
+PLATFORM_NAMES = {"linux": "Linux", "alpha": "Linux on Alpha", "mips": "Linux on MIPS",
+                  "sparc": "Linux on SPARC", "parisc": "Linux on PA-RISC", "powerpc": "Linux on PowerPC",
+                  "darwin": "macOS", "freebsd": "FreeBSD", "windows": "Windows", "libuv": "libuv"}
+
+
+def platform_names(platforms: list[str]) -> str:
+    """['darwin', 'freebsd', 'sparc'] -> 'macOS, FreeBSD and Linux on SPARC'."""
+    order = list(PLATFORM_NAMES)  # other operating systems first: where a pasted number comes from
+    first = sorted(platforms, key=lambda p: (p not in ("darwin", "freebsd", "windows"),
+                                             order.index(p) if p in order else len(order)))
+    names = [PLATFORM_NAMES.get(p, p) for p in first]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def template_globals() -> dict:
     """Names the shared templates call, set in each face's Jinja environment."""
-    return {"kernels_text": kernels_text}
+    return {"kernels_text": kernels_text, "platform_names": platform_names}
 
 
 def titles(conn: sqlite3.Connection, ids) -> dict[str, dict]:
@@ -71,7 +88,7 @@ def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = N
     the state machine around a state, the ladders of the scenarios that prove it, and the
     titles of the entries it links to."""
     cache = {} if cache is None else cache
-    sections = [dict(r) for r in conn.execute(
+    sections = [{**dict(r), "html": keyboard_scrollable(r["html"])} for r in conn.execute(
         "select slug, title, html from sections where entry_id = ? order by position", (e["id"],))]
     drawn = [ladder(conn, name, cache) for name in lookup.proving_scenarios(conn, e["id"])]
     shown = [d for d in drawn if d and d["packets"]]
@@ -81,8 +98,25 @@ def article(conn: sqlite3.Connection, e: dict, entry_url, cache: dict | None = N
         diagram = diagrams.state_diagram(transitions, e["id"], entry_url)
         incoming = [t for t in transitions if t["to_state"] == e["id"] and t["from_state"] != e["id"]]
     return {"e": e, "sections": sections, "diagram": diagram, "incoming": incoming,
+            "chinese_messages": chinese_messages(conn, e["id"]),
             "ladders": shown[:LADDERS_PER_ENTRY], "more_ladders": [d["name"] for d in shown[LADDERS_PER_ENTRY:]],
             "entries": titles(conn, linked_ids(e, incoming))}
+
+
+CHINESE = {"glibc:zh_CN": "zh-CN", "glibc:zh_TW": "zh-TW"}  # message source -> its language tag
+
+
+def chinese_messages(conn: sqlite3.Connection, entry_id: str) -> list[dict]:
+    """glibc's Chinese translations of an entry's message: [{lang, text}], simplified first."""
+    rows = conn.execute(f"select source, text from messages where entry_id = ? and source in "
+                        f"({','.join('?' * len(CHINESE))}) order by source", (entry_id, *CHINESE))
+    return [{"lang": CHINESE[r["source"]], "text": r["text"]} for r in rows]
+
+
+def keyboard_scrollable(html: str) -> str:
+    """A note's code blocks take the keyboard's focus: a long line scrolls inside its block,
+    and a reader without a mouse scrolls it with the arrow keys."""
+    return PRE.sub('<pre tabindex="0"', html)
 
 
 def all_transitions(conn: sqlite3.Connection) -> list[dict]:
@@ -91,7 +125,20 @@ def all_transitions(conn: sqlite3.Connection) -> list[dict]:
         " order by from_state, position")]
 
 
-def kind_rows(kind: str, entries: list[dict]) -> list[tuple[dict, list]]:
-    """A kind's list page rows: (entry, its list columns), in the kind's own order."""
+def inlinks(conn: sqlite3.Connection) -> dict[str, int]:
+    """{id: how many notes name the entry as related}: how central an entry is to the rest."""
+    return dict(conn.execute("select dst, count(*) from links group by dst").fetchall())
+
+
+def kind_rows(kind: str, entries: list[dict], linked: dict[str, int] | None = None) -> list[tuple[dict, list]]:
+    """A kind's list page rows: (entry, its list columns), in the kind's own order. A kind whose
+    notes say which entries socket programs meet (errno, signal: the `socket` field) lists
+    those first, the ones most notes link to at the top (ECONNRESET, ETIMEDOUT, ECONNREFUSED
+    before EPERM, which a socket meets too, less often); the others follow in the kind's order."""
     k = KINDS[kind]
-    return [(e, k.list_columns(e)) for e in sorted(entries, key=k.sort_key)]
+    ordered = sorted(entries, key=k.sort_key)
+    if any("socket" in e for e in ordered):
+        linked = linked or {}
+        # stable sort: equal counts, and the other group, keep the kind's own order
+        ordered.sort(key=lambda e: (not e.get("socket"), -linked.get(e["id"], 0) if e.get("socket") else 0))
+    return [(e, k.list_columns(e)) for e in ordered]

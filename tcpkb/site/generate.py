@@ -13,8 +13,8 @@ directory that is not a previous build is never overwritten.
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -176,6 +176,7 @@ def build_site(db_path: str | os.PathLike, out_dir: str | os.PathLike, search: b
         counts = write_pages(db_path, staging)
         if search:
             run_pagefind(staging)
+            index_chinese(db_path, staging)
         (staging / MARKER).write_text("a tcpkb site build; `tcpkb site` replaces this directory whole\n")
         swap_in(staging, out)
     except BaseException:
@@ -220,8 +221,9 @@ def write_pages(db_path: str | os.PathLike, out: Path) -> dict:
             "counts": {kind: len(data.order.get(kind, [])) for kind in KINDS}, "entries": data.entries})
         ladders: dict = {}
         _write_front_pages(w, data, conn)
+        linked = page.inlinks(conn)
         for kind in KINDS:
-            rows = page.kind_rows(kind, [data.entries[i] for i in data.order.get(kind, [])])
+            rows = page.kind_rows(kind, [data.entries[i] for i in data.order.get(kind, [])], linked)
             w.page(f"{kind}/index.html", "kind.html", kind=KINDS[kind], rows=rows,
                    diagram=_state_svg(data, f"{kind}/index.html") if kind == "state" else None)
             for entry_id in data.order.get(kind, []):
@@ -276,16 +278,61 @@ def copy_assets(out: Path) -> None:
     css.write_text(css.read_text(encoding="utf-8") + "\n" + pygments_css(), encoding="utf-8")
 
 
-def run_pagefind(out: Path) -> None:
-    """Index the pages for offline search (Pagefind's bundle goes to OUT/pagefind/)."""
-    argv = [sys.executable, "-m", "pagefind", "--site", str(out), "--keep-index-url", "--silent"]
+def index_chinese(db_path: str | os.PathLike, out: Path) -> None:
+    """A second Pagefind bundle, OUT/pagefind-zh/, of each entry's Chinese text (its Chinese
+    summary and glibc's zh-CN and zh-TW messages) indexed as Chinese, which the search page
+    merges with the English one.
+
+    Pagefind gives each page one language, its <html lang>, and splits the index by it; our
+    pages are English with Chinese lines in them, so their Chinese would be cut into words by
+    English rules (and 连接 then ranks obscure knobs first). Each entry's Chinese is written as a
+    page of its own at the entry's path in a scratch directory, so a hit links to the entry."""
+    import tempfile
+
+    conn = lookup.connect(str(db_path))
+    try:
+        inlinks = page.inlinks(conn)
+        with tempfile.TemporaryDirectory(prefix="tcpkb-zh-") as scratch:
+            for row in conn.execute("select id, kind, name, title, summary_zh from entries order by rowid"):
+                path = Path(scratch, entry_path(row["id"]))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(_chinese_page(row, page.chinese_messages(conn, row["id"]),
+                                              inlinks.get(row["id"], 0)), encoding="utf-8")
+            run_pagefind(Path(scratch), out / "pagefind-zh")
+    finally:
+        conn.close()
+
+
+def _chinese_page(row: sqlite3.Row, messages: list[dict], inlinks: int) -> str:
+    """The Chinese of one entry as Pagefind reads it: glibc's message and the summary, the name
+    and kind as the result's title and filter. Many entries share a word (连接 is in 250
+    summaries), so the text weighs more the more notes link to the entry: ECONNRESET, which
+    73 notes name, comes before an MPTCP counter that mentions a connection."""
+    from html import escape
+
+    title = f"{row['name']}: {row['title']}" if row["kind"] != "claim" else row["title"]
+    weight = min(10, 1 + round(math.log2(1 + inlinks)))
+    said = "".join(f'<p lang="{m["lang"]}">{escape(m["text"])}</p>' for m in messages)
+    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
+            f'<body><main data-pagefind-body data-pagefind-meta="title:{escape(title)}">'
+            f'<div data-pagefind-filter="kind:{escape(row["kind"])}"></div>'
+            f'<div data-pagefind-weight="{weight}">{said}<p>{escape(row["summary_zh"] or "")}</p></div>'
+            f'</main></body></html>')
+
+
+def run_pagefind(site: Path, output: Path | None = None) -> None:
+    """Index the pages under `site` for offline search (Pagefind's bundle goes to SITE/pagefind/,
+    or to `output`)."""
+    output = output or site / "pagefind"
+    argv = [sys.executable, "-m", "pagefind", "--site", str(site), "--output-path", str(output),
+            "--keep-index-url", "--silent"]
     try:
         proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=PAGEFIND_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise SiteError(f"pagefind took longer than {PAGEFIND_TIMEOUT_S} s") from None
     except OSError as err:
         raise SiteError(f"cannot run pagefind: {err}") from None
-    if proc.returncode != 0 or not (out / "pagefind" / "pagefind.js").exists():
+    if proc.returncode != 0 or not (output / "pagefind.js").exists():
         why = (proc.stderr or proc.stdout).strip().splitlines()
         raise SiteError(f"pagefind failed (exit {proc.returncode}): {why[-1] if why else 'no output'}")
 

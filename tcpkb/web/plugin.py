@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from functools import lru_cache
 from html import escape
 from urllib.parse import quote
@@ -156,11 +157,12 @@ async def entry_route(datasette, request):
             request=request), status=status)
     # a flag combination (S., SYN+ACK) is an answer without a note of its own: it names flags
     article = dict(_article(path, answer["id"])) if answer.get("id") else {
-        "sections": [], "diagram": None, "incoming": [], "ladders": [], "more_ladders": [], "entries": {}}
+        "sections": [], "diagram": None, "incoming": [], "ladders": [], "more_ladders": [], "entries": {},
+        "chinese_messages": []}
     article["e"] = answer  # with this query's notes (how 54?os=darwin was read)
     platform = _platform(kind, request)
     query = "&".join(f"{k.rstrip('_')}={quote(v)}" for k, v in platform)
-    context = {**article, **_urls(), "db_name": DB,
+    context = {**article, **_urls(), "db_name": DB, "asked": name if name.lstrip("-").isdigit() else None,
                "json_url": request.path + ".json" + (f"?{query}" if query else "")}
     return await cached_html(datasette, request, lambda: datasette.render_template(
         "tcpkb_entry.html", context, request=request), platform)
@@ -178,7 +180,7 @@ async def scenario_route(datasette, request):
     """One scenario: its claim, the entries it proves, and the trace of each run."""
     name, fmt = request.url_vars["name"], request.url_vars.get("format")
     db = datasette.get_database(DB)
-    rows = await db.execute("select name, module, level, claim, needs, timeout_s from scenarios "
+    rows = await db.execute("select name, module, level, claim, needs, timeout_s, source from scenarios "
                             "where name = ?", [name])
     if not rows:
         error = {"error": f"no scenario {name!r}", "suggestions": []}
@@ -197,9 +199,19 @@ async def scenario_route(datasette, request):
                             for r in runs]
         return await _json(200, json.dumps(scenario, ensure_ascii=False))
     path = db.path
+    source = _highlighted_python(scenario.pop("source"))
     return await cached_html(datasette, request, lambda: datasette.render_template(
-        "tcpkb_scenario.html", {"scenario": scenario, "runs": _runs(path, name), "url_for": url_for},
+        "tcpkb_scenario.html", {"scenario": scenario, "source": source, "runs": _runs(path, name), "url_for": url_for},
         request=request))
+
+
+def _highlighted_python(source: str | None):
+    """A scenario's source as the static site shows it: Pygments, through the notes' highlighter."""
+    from markupsafe import Markup
+
+    from ..notes import highlight
+
+    return Markup(highlight(source, "python", "")) if source else None
 
 
 async def kind_route(datasette, request):
@@ -217,11 +229,11 @@ async def kind_route(datasette, request):
 
 @lru_cache(maxsize=64)
 def _kind_rows(path: str, kind: str) -> list:
-    from ..present.page import kind_rows
+    from ..present.page import inlinks, kind_rows
 
     conn = lookup.connect(path)
     try:
-        return kind_rows(kind, lookup.list_kind(conn, kind))
+        return kind_rows(kind, lookup.list_kind(conn, kind), inlinks(conn))
     finally:
         conn.close()
 
@@ -240,8 +252,10 @@ async def search_route(datasette, request):
         plain = [{**r, "snippet": r["snippet"].replace(MARK[0], PLAIN_HIT[0]).replace(MARK[1], PLAIN_HIT[1])}
                  for r in results]
         return await _json(200, json.dumps({"query": words, "results": plain}, ensure_ascii=False))
+    titles = await _titles(datasette, [r["id"] for r in results])
     for r in results:
-        r["snippet_html"] = marked(r["snippet"])
+        r["snippet_html"] = marked(unmarkdown(r["snippet"]))
+        r["title"] = titles.get(r["id"], "")
     if not words.strip():  # the empty search page is a form, not an error
         status, error = 200, None
     return Response.html(await datasette.render_template(
@@ -324,6 +338,28 @@ def bounded_int(text: str, default: int, high: int) -> int:
     return min(int(text), high)
 
 
+async def _titles(datasette, ids: list[str]) -> dict[str, str]:
+    """{id: title} of the entries a results page names."""
+    if not ids:
+        return {}
+    rows = await datasette.get_database(DB).execute(
+        f"select id, title from entries where id in ({','.join('?' * len(ids))})", ids)
+    return {r["id"]: r["title"] for r in rows}
+
+
+MARKDOWN = [(re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),  # [text](url) -> text
+            (re.compile(r"`+|\*\*|__"), ""),                   # code spans, strong
+            (re.compile(r"(^|\s)#{1,6}\s+"), r"\1")]            # headings
+
+
+def unmarkdown(text: str) -> str:
+    """A snippet of a note's markdown as the words a reader sees: no backticks, link targets,
+    emphasis marks or heading hashes."""
+    for pattern, replacement in MARKDOWN:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def marked(text: str) -> Markup:
     """Escape a snippet, then turn its markers into <mark>: no text can become markup."""
     return Markup(escape(text).replace(MARK[0], "<mark>").replace(MARK[1], "</mark>"))
@@ -393,11 +429,38 @@ def prepare_connection(conn, database, datasette):
     conn.create_function("tcpkb_explain", 1, tcpkb_explain, deterministic=True)
 
 
+# a note's prose in the tables: (table, column) -> the column holding the entry it belongs to
+PROSE = {("entries", "body_md"): "id", ("entries", "body_html"): "id",
+         ("sections", "markdown"): "entry_id", ("sections", "html"): "entry_id"}
+
+
+def _language(row, column: str, table: str | None) -> str | None:
+    """The language of a cell that is not English: the Chinese summaries, and the messages
+    glibc translates (source glibc:zh_CN -> zh-CN), so a screen reader and a search engine
+    read them as what they are."""
+    if column == "summary_zh":
+        return "zh-Hans"
+    if table == "messages" and column == "text" and (row["source"] or "").startswith("glibc:"):
+        return row["source"].split(":", 1)[1].replace("_", "-")
+    return None
+
+
 @hookimpl
-def render_cell(value, column, table, database):
-    """Entry ids link to their pages; search snippets show their highlights, nothing else."""
+def render_cell(row, value, column, table, database):
+    """Entry ids link to their pages; search snippets show their highlights, nothing else. A
+    note's body is read on its entry page: in a table it is a link there with its length (whole
+    bodies made the entries table 52,000 px tall); the JSON keeps every byte."""
     if database != DB or not isinstance(value, str):
         return None
+    if lang := _language(row, column, table):
+        return Markup(f'<span lang="{lang}">{escape(value)}</span>')
+    if (table, column) in PROSE:
+        entry_id = row[PROSE[(table, column)]]
+        anchor = f"#{quote(row['slug'])}" if table == "sections" else ""
+        what = "the section" if table == "sections" else "the note"
+        return Markup(f'<a href="{escape(url_for(entry_id) + anchor)}">{what} on its page</a> '
+                      f'<span class="muted">({len(value):,} characters of '
+                      f'{"HTML" if column.endswith("html") else "markdown"})</span>')
     if column in ("id", "entry_id", "src", "dst", "errno_id", "call_id", "from_state", "to_state") \
             and ":" in value and value.split(":", 1)[0] in KINDS:
         return Markup(f'<a href="{escape(url_for(value))}">{escape(value)}</a>')

@@ -117,6 +117,9 @@ def svg(width: float, height: float, label: str, body: list[str], kind: str, rol
     """role "img" for a picture read as a whole; "group" for one holding links, which an
     "img" would hide from keyboards and screen readers (its children are presentational)."""
     w, h = num(width), num(height)
+    # a drawing whose parts are links (the state diagram's states) is a group, so the keyboard and
+    # a screen reader reach each link; an image role would hide them
+    role = "group" if any("<a " in part for part in body) else "img"
     return "".join([
         (f'<svg xmlns="http://www.w3.org/2000/svg" class="tkd {kind}" viewBox="0 0 {w} {h}" '
          f'style="max-width:{w}px;width:100%;height:auto" role="{role}" aria-label="{escape(label)}">'),
