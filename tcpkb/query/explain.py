@@ -86,7 +86,8 @@ _NETWORK_WORDS = _Lazy(r"sock|connect|bind|listen|accept|recv|send|read|write|tc
                        r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
                        re.I)
 # A process the kernel or a supervisor killed: its memory is not an errno a call returned.
-_KILLED = _Lazy(r"\bKilled process \d+|\boom[-_ ]kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
+# A kill is SIGKILL's entry: its note says what the kernel does to the process's connections.
+_KILLED = _Lazy(r"\bKilled process \d+|\boom[-_ ]?kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
                 r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
 # A shell's job report: "bash: line 1:  4821 Broken pipe    yes" names the signal by its description.
 # bash's job notice after `kill %1` prints the job number instead: "[1]+  Terminated    ./server"
@@ -539,8 +540,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
     _resolver(conn, text, found, by_message)
-    if "errno:ENOMEM" in found and _KILLED.search(text):  # killed for its memory: a signal, not ENOMEM
-        _drop_unless_named(found, "errno:ENOMEM")
+    _killed(text, found)
     _number_after_message(conn, text, found)
     _general_errnos_guessed(conn, found, text)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
@@ -604,6 +604,20 @@ def _general_errnos_guessed(conn: sqlite3.Connection, found: dict, text: str) ->
         if item["id"] in general and not windows and \
                 all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
             item["scores"] = [min(max(item["scores"]), CONFIDENT - 0.05)]
+
+
+def _killed(text: str, found: dict) -> None:
+    """A process killed outright (the OOM killer, `kill -9`, a supervisor's last step): SIGKILL,
+    and never the ENOMEM a call returns, though memory ran out."""
+    if not any(word in text.lower() for word in ("kill", "137", "signal", "out of memory")):
+        return
+    m = _KILLED.search(text)
+    if not m:
+        return
+    _drop_unless_named(found, "errno:ENOMEM")
+    _add(found, "signal:SIGKILL", 0.7, Evidence(
+        rule="kill", span=[m.start(), m.end()], text=m.group(0),
+        detail="the process was killed outright: SIGKILL, which no handler can catch"))
 
 
 def _drop_unless_named(found: dict, entry_id: str) -> None:
