@@ -323,7 +323,9 @@ def test_resolver_failures_in_tools_own_words(conn, text, wanted):
     ("OSError: WinError 10061", "errno:ECONNREFUSED"),
 ])
 def test_codes_written_without_their_usual_punctuation(conn, text, wanted):
-    assert best(conn, text)["id"] == wanted
+    m = best(conn, text)
+    assert m["id"] == wanted and m["confident"]
+    assert all(text[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])  # the atom as written
 
 
 SS_HEAD = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
@@ -335,6 +337,7 @@ def test_an_ss_listener_above_its_backlog_is_a_listen_overflow(conn):
     full = SS_HEAD + "LISTEN 129    128          0.0.0.0:8080       0.0.0.0:*"
     m = best(conn, full)
     assert m["id"] == "counter:TcpExtListenOverflows" and m["confident"], explain(conn, full)
+    assert all(full[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])
     for calm in ("LISTEN 128    128          0.0.0.0:8080       0.0.0.0:*",
                  "LISTEN 0      4096         0.0.0.0:8080       0.0.0.0:*"):
         assert "counter:TcpExtListenOverflows" not in [x["id"] for x in explain(conn, SS_HEAD + calm)]

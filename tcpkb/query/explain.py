@@ -261,8 +261,8 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
             "where e.kind in ('errno', 'signal') and a.alias = ?1 limit 1",
             (name.removeprefix("WSA") if name.startswith("WSAE") else name,)).fetchone()
         if row:
-            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=name,
-                                               detail=f"{name} names {row[0]}"))
+            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
+                                               detail=f"{m.group(0)} names {row[0]}"))  # an atom as written
     states: dict[str, list[re.Match]] = {}
     for m in _STATE.finditer(text):
         key = re.sub(r"[-_]", "", m.group(1).upper())
@@ -648,7 +648,7 @@ def _listen_queues(text: str, found: dict) -> None:
         queued, backlog = int(m.group(1)), int(m.group(2))
         if queued > backlog:
             _add(found, "counter:TcpExtListenOverflows", 0.8, Evidence(
-                rule="counter", span=[m.start(1), m.end(2)], text=m.group(0).strip(),
+                rule="counter", span=[m.start(1), m.end(2)], text=text[m.start(1):m.end(2)],
                 detail=f"{m.group(3)} listens with {queued} connections waiting for accept() and a backlog of "
                        f"{backlog}: the accept queue is full, so the kernel drops handshakes and counts ListenOverflows"))
 
