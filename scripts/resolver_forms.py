@@ -1,6 +1,6 @@
 """Print what real programs on this machine say when getaddrinfo() fails, for the kb/resolver notes.
 
-    python scripts/resolver_forms.py [--json]
+    python scripts/resolver_forms.py [--json] [--only PROGRAM]
 
 Runs as root: a forked child makes its own network and mount namespaces, starts the loopback
 DNS responder of tcpkb/verify/dns.py and points /etc/resolv.conf at it (timeout:1 attempts:1),
@@ -42,6 +42,11 @@ MUSL_C = r"""#include <stdio.h>
 #include <netdb.h>
 int main(int c, char **v) { struct addrinfo *r; int e = getaddrinfo(v[1], "80", 0, &r);
   printf("getaddrinfo: %d %s\n", e, gai_strerror(e)); return 0; }"""
+PERL = 'IO::Socket::INET->new(PeerAddr => "$ARGV[0]:6379", Timeout => 2) or print "$@\\n"'
+# apt-get update against a sources list naming the host, its lists in a directory of its own
+APT = ('d=$(mktemp -d) && mkdir -p "$d/partial" && echo "deb http://$1/debian bookworm main" > "$d/s.list" && '
+       'apt-get -q -o Dir::State::Lists="$d" -o Dir::Etc::SourceList="$d/s.list" -o Dir::Etc::SourceParts=/nonexistent '
+       '-o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Retries=0 update; rm -rf "$d"')
 NODE = ("const host = process.argv[1];"
         "require('dns').lookup(host, (e) => console.log(e));")
 
@@ -78,6 +83,15 @@ def programs(work: Path) -> dict[str, tuple[list[str], str]]:
         subprocess.run(["musl-gcc", "-static", "-o", str(work / "gai-musl"), str(work / "gai.c")],
                        check=True, timeout=120, capture_output=True)
         out["musl"] = ([str(work / "gai-musl")], "musl " + _dpkg("musl"))
+    if shutil.which("busybox"):  # Alpine's ping and nslookup (nslookup asks the resolv.conf server itself)
+        ver = version(["busybox", "--help"])
+        out["busybox ping"] = (["busybox", "ping", "-c", "1", "-W", "1"], ver)
+        out["busybox nslookup"] = (["busybox", "nslookup"], ver)
+    if shutil.which("perl"):
+        out["Perl IO::Socket::INET"] = (["perl", "-MIO::Socket::INET", "-e", PERL],
+                                        "perl " + version(["perl", "-e", "print $^V"]))
+    if shutil.which("apt-get"):
+        out["apt"] = (["sh", "-c", APT, "apt"], version(["apt-get", "--version"]))
     if shutil.which("kubectl"):  # a Go program: Go's own resolver reads /etc/resolv.conf
         out["Go (kubectl)"] = (["kubectl", "get", "pods", "--request-timeout=5s", "--token=none",
                                 "--server"],
@@ -99,12 +113,14 @@ def _dpkg(package: str) -> str:
     return p.stdout.strip() or "unknown"
 
 
-def run_all() -> dict:
+def run_all(only: str | None = None) -> dict:
     netns.enter_new_netns()
     dns.private_resolver(RESOLV)
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="tcpkb-forms-", dir="/tmp") as tmp, dns.Responder(SCRIPT):
         progs = programs(Path(tmp))
+        if only:
+            progs = {k: v for k, v in progs.items() if k.startswith(only)}
         for prog, (argv, ver) in progs.items():
             for answer, host in NAMES.items():
                 target = f"https://{host}:6443" if prog.startswith("Go") else host
@@ -124,7 +140,8 @@ def main() -> int:
     if pid == 0:
         os.close(r)
         try:
-            payload = json.dumps(run_all(), ensure_ascii=False)
+            only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
+            payload = json.dumps(run_all(only), ensure_ascii=False)
         except Exception as e:  # reported by the parent
             payload = json.dumps({"error": f"{type(e).__name__}: {e}"})
         with os.fdopen(w, "w") as f:

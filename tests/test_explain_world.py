@@ -207,6 +207,24 @@ VOCABULARY_MORE = [
     # varnishlog's FetchError when the backend stalls between bytes (cache_http1_fetch.c)
     ("-   BackendOpen    26 boot.default 10.0.0.8 8080 10.0.0.2 41822\n-   FetchError     timeout",
      "errno:ETIMEDOUT", "varnish"),
+    # URLSession's NSError (Apple's Foundation docs: NSURLErrorCannotConnectToHost -1004, NSURLErrorTimedOut -1001)
+    ('Error Domain=NSURLErrorDomain Code=-1004 "Could not connect to the server." '
+     'UserInfo={NSErrorFailingURLStringKey=http://localhost:8080/health}', "errno:ECONNREFUSED", "apple-urlsession"),
+    ('URLError(_nsError: Error Domain=NSURLErrorDomain Code=-1001 "The request timed out.")', "errno:ETIMEDOUT",
+     "apple-urlsession"),
+    # Apache httpd's mod_proxy with APR_TIMEUP, 70007 (apache/apr include/apr_errno.h)
+    ("[proxy:error] [pid 812:tid 3301] (70007)The timeout specified has expired: AH00957: http: attempt to connect "
+     "to 10.0.0.9:8080 (backend) failed", "errno:ETIMEDOUT", "apr"),
+    # Clojure's error summary names the class alone (java.net.ConnectException's javadoc: typically refused)
+    ("Execution error (ConnectException) at sun.nio.ch.Net/pollConnect (Net.java:-2).", "errno:ECONNREFUSED",
+     "java-net"),
+    ("Execution error (SocketTimeoutException) at sun.nio.ch.NioSocketImpl/timedFinishConnect "
+     "(NioSocketImpl.java:546).\nConnect timed out", "errno:ETIMEDOUT", "java-net"),
+    # Chromium's net/dns/address_info.cc: every getaddrinfo failure but EAI_NONAME and EAI_NODATA
+    ("GET https://api.internal/v1/me net::ERR_NAME_RESOLUTION_FAILED", "resolver:EAI_AGAIN", "chromium"),
+    # inet's {error, nxdomain}, and Mint's reason for it (elixir-mint/mint lib/mint/transport_error.ex)
+    ("** exception error: no match of right hand side value {error,nxdomain}", "resolver:EAI_NONAME", "erlang"),
+    ("{:error, %Mint.TransportError{reason: :nxdomain}}", "resolver:EAI_NONAME", "erlang"),
 ]
 
 
@@ -271,6 +289,68 @@ def test_a_number_after_a_message_says_which_errno(conn):
             "transport failure reason: delayed connect error: 113")
     assert best(conn, text)["id"] == "errno:EHOSTUNREACH"
     assert best(conn, text.replace("113", "111"))["id"] == "errno:ECONNREFUSED"
+
+
+@pytest.mark.parametrize("text, wanted", [
+    # BusyBox 1.35 (libbb's "bad address" for every applet's lookup; nslookup prints the answer's rcode),
+    # Perl's IO::Socket::INET and apt 2.6 (methods/connect.cc), all run by scripts/resolver_forms.py
+    ("/ # ping -c1 db\nping: bad address 'db'", "resolver:EAI_NONAME"),
+    ("** server can't find api.svc.cluster.local: NXDOMAIN", "resolver:EAI_NONAME"),
+    ("Server:    10.96.0.10\nAddress:   10.96.0.10:53\n\n** server can't find kafka-0.kafka: SERVFAIL",
+     "resolver:EAI_AGAIN"),
+    ("DBI connect failed: IO::Socket::INET: Bad hostname 'pg.internal:5432'", "resolver:EAI_NONAME"),
+    ("E: Failed to fetch http://security.ubuntu.com/ubuntu/dists/jammy-security/InRelease  "
+     "Temporary failure resolving 'security.ubuntu.com'", "resolver:EAI_AGAIN"),
+    ("W: Failed to fetch http://ftp.example/debian/dists/bookworm/InRelease  Could not resolve 'ftp.example'",
+     "resolver:EAI_NONAME"),
+    # .NET on Linux: EAI_AGAIN is SocketError.TryAgain (NameResolutionPal.Unix.cs), printed with EAGAIN's
+    # text (SocketErrorPal.Unix.cs maps TryAgain to EAGAIN)
+    ("System.Net.Http.HttpRequestException: Resource temporarily unavailable (payments.default.svc:8443)\n"
+     " ---> System.Net.Sockets.SocketException (11): Resource temporarily unavailable", "resolver:EAI_AGAIN"),
+    # but EAGAIN from a non-blocking call elsewhere stays EAGAIN
+    ("BlockingIOError: [Errno 11] Resource temporarily unavailable", "errno:EAGAIN"),
+])
+def test_resolver_failures_in_tools_own_words(conn, text, wanted):
+    m = best(conn, text)
+    assert m["id"] == wanted and m["confident"], explain(conn, text)
+
+
+@pytest.mark.parametrize("text, wanted", [
+    # Erlang atoms inside tuples, after the brace or a comma (RabbitMQ's and gen_tcp's shapes)
+    ("closing AMQP connection: {shutdown,{inet_error,etimedout}}", "errno:ETIMEDOUT"),
+    ("{tcp_error,#Port<0.12>,econnreset}", "errno:ECONNRESET"),
+    # Python's WinError without its brackets (10061 is WSAECONNREFUSED)
+    ("OSError: WinError 10061", "errno:ECONNREFUSED"),
+])
+def test_codes_written_without_their_usual_punctuation(conn, text, wanted):
+    m = best(conn, text)
+    assert m["id"] == wanted and m["confident"]
+    assert all(text[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])  # the atom as written
+
+
+SS_HEAD = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+
+
+def test_an_ss_listener_above_its_backlog_is_a_listen_overflow(conn):
+    # tcp_diag_get_info(): a listener's Recv-Q is sk_ack_backlog, its Send-Q sk_max_ack_backlog;
+    # sk_acceptq_is_full() is the first above the second
+    full = SS_HEAD + "LISTEN 129    128          0.0.0.0:8080       0.0.0.0:*"
+    m = best(conn, full)
+    assert m["id"] == "counter:TcpExtListenOverflows" and m["confident"], explain(conn, full)
+    assert all(full[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])
+    for calm in ("LISTEN 128    128          0.0.0.0:8080       0.0.0.0:*",
+                 "LISTEN 0      4096         0.0.0.0:8080       0.0.0.0:*"):
+        assert "counter:TcpExtListenOverflows" not in [x["id"] for x in explain(conn, SS_HEAD + calm)]
+
+
+def test_a_tls_failure_outranks_the_proxys_connection_failure(conn):
+    # Envoy's local reply when the upstream handshake failed (TLS_error:|…|TLS_error_end)
+    text = ("upstream connect error or disconnect/reset before headers. retried and the latest reset reason: "
+            "remote connection failure, transport failure reason: TLS_error:|268435703:SSL "
+            "routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end")
+    assert all(not m["confident"] for m in explain(conn, text)), explain(conn, text)
+    refused = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+    assert best(conn, refused)["id"] == "errno:ECONNREFUSED"
 
 
 @pytest.mark.parametrize("text, wanted, confident", [

@@ -40,8 +40,10 @@ class _Lazy:
         return getattr(self.compiled, name)
 
 
+# Erlang and Elixir spell them as atoms: Elixir's :econnreset, and inside Erlang's tuples
+# ({inet_error,econnreset}, {error, econnrefused}) an atom after the brace or a comma
 _NAME = re.compile(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
-                   r"|(?<=:)(e[a-z]{4,})\b")  # Erlang and Elixir spell them as atoms: :econnreset
+                   r"|(?:(?<=:)|(?<=[{,])|(?<=[{,] ))(e[a-z]{4,})\b")
 _STATE_WORDS = (r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
                 r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
 _STATE = re.compile(_STATE_WORDS)
@@ -51,7 +53,7 @@ _SS_SUMMARY = _Lazy(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "
 _SYSCTL = _Lazy(r"\b((?:net\.[a-z0-9_]+\.)?(?:tcp|ip|nf_conntrack|somaxconn)[a-z0-9_]*)\b")
 _NUMBERS = [  # (pattern, what it is, platform, literals one of which the lowered text must hold)
     # the number group is 1; -N is -errno only where libuv says so
-    (_Lazy(r"\[ ?WinError ?(\d+)\]"), "Python's [WinError N]", "windows", ("winerror",)),
+    (_Lazy(r"\bWinError ?(\d+)\b"), "Python's [WinError N]", "windows", ("winerror",)),  # brackets or not
     (_Lazy(r"\[Errno (\d+)\]"), "Python's [Errno N]", None, ("[errno",)),  # [Errno -2] is getaddrinfo's
     (_Lazy(r"\((\d+): [A-Za-z]"), "nginx-style (N: message)", None, (": ",)),
     (_Lazy(r"\bOs \{ code: (\d+)"), "Rust's Os { code: N }", None, ("os {",)),
@@ -259,8 +261,8 @@ def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
             "where e.kind in ('errno', 'signal') and a.alias = ?1 limit 1",
             (name.removeprefix("WSA") if name.startswith("WSAE") else name,)).fetchone()
         if row:
-            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=name,
-                                               detail=f"{name} names {row[0]}"))
+            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
+                                               detail=f"{m.group(0)} names {row[0]}"))  # an atom as written
     states: dict[str, list[re.Match]] = {}
     for m in _STATE.finditer(text):
         key = re.sub(r"[-_]", "", m.group(1).upper())
@@ -540,8 +542,11 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
     _vocabulary(conn, text, found)
     _numbers(conn, text, found, by_message)
     _resolver(conn, text, found, by_message)
+    _listen_queues(text, found)
     _killed(text, found)
+    _dotnet_try_again(text, found)
     _number_after_message(conn, text, found)
+    _tls_failure_after_message(text, found)
     _general_errnos_guessed(conn, found, text)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
@@ -587,6 +592,65 @@ def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> N
             if ev["rule"] in ("message", "vocabulary") and any(
                     other != item["id"] and at >= end and "\n" not in text[end:at] for at, other in numbers):
                 item["scores"][i] *= 0.4
+
+
+# A TLS failure named after a generic "could not connect" ("reset reason: connection failure,
+# transport failure reason: TLS error: … CERTIFICATE_VERIFY_FAILED"): the TCP connection was made
+_TLS_FAILURE = _Lazy(r"\bTLS[ _]error\b|\bSSL routines\b|CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+                     r"|\bSSL_do_handshake\b|\bhandshake failure\b", re.I)
+
+
+def _tls_failure_after_message(text: str, found: dict) -> None:
+    """A proxy's generic connect failure, then the TLS failure that was its real cause later on the
+    same line: the words name no errno any more, so they weigh little (an errno named or numbered
+    stays)."""
+    if not any(w in text for w in ("TLS", "SSL", "certificate")):
+        return
+    failures = [m.start() for m in _TLS_FAILURE.finditer(text)]
+    for item in found.values():
+        if not item["id"].startswith("errno:") or any(e["rule"] in ("name", "number") for e in item["evidence"]):
+            continue
+        for i, ev in enumerate(item["evidence"]):
+            end = ev["span"][1]
+            if ev["rule"] in ("message", "vocabulary") and any(
+                    at >= end and "\n" not in text[end:at] for at in failures):
+                item["scores"][i] *= 0.3
+
+
+def _dotnet_try_again(text: str, found: dict) -> None:
+    """.NET on Linux and macOS reports getaddrinfo's EAI_AGAIN as SocketError.TryAgain
+    (NameResolutionPal.Unix.cs), and the exception's text is EAGAIN's strerror, since SocketErrorPal
+    maps TryAgain to EAGAIN: "HttpRequestException: Resource temporarily unavailable (host:80)".
+    Its sockets retry a real EAGAIN themselves, so in System.Net's exceptions the text is the resolver."""
+    item = found.get("errno:EAGAIN")
+    if item is None or "System.Net" not in text or not ("SocketException" in text or "HttpRequestException" in text):
+        return
+    # the words, and .NET's own (11) beside them: that is the errno TryAgain is mapped to
+    if not all(e["rule"] == "message" or (e["rule"] == "number" and e["detail"].startswith(".NET"))
+               for e in item["evidence"]):
+        return
+    del found["errno:EAGAIN"]
+    for score, ev in zip(item["scores"], item["evidence"]):
+        _add(found, "resolver:EAI_AGAIN", score, Evidence(
+            rule=ev["rule"], span=ev["span"], text=ev["text"],
+            detail=f"{ev['text']!r} in .NET's System.Net exceptions is SocketError.TryAgain: getaddrinfo's "
+                   "EAI_AGAIN, printed with EAGAIN's text"))
+
+
+# ss -l: a listener's Recv-Q is its accept queue (sk_ack_backlog) and Send-Q its backlog
+# (sk_max_ack_backlog), as tcp_diag_get_info() reports them; the kernel counts the queue full when
+# the first is above the second (sk_acceptq_is_full), and then drops the handshake's last ACK
+_SS_LISTENER = _Lazy(r"(?m)^[ \t]*(?:tcp6?[ \t]+)?LISTEN[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\S+)")
+
+
+def _listen_queues(text: str, found: dict) -> None:
+    for m in _SS_LISTENER.finditer(text) if "LISTEN " in text else ():
+        queued, backlog = int(m.group(1)), int(m.group(2))
+        if queued > backlog:
+            _add(found, "counter:TcpExtListenOverflows", 0.8, Evidence(
+                rule="counter", span=[m.start(1), m.end(2)], text=text[m.start(1):m.end(2)],
+                detail=f"{m.group(3)} listens with {queued} connections waiting for accept() and a backlog of "
+                       f"{backlog}: the accept queue is full, so the kernel drops handshakes and counts ListenOverflows"))
 
 
 def _general_errnos_guessed(conn: sqlite3.Connection, found: dict, text: str) -> None:
