@@ -224,7 +224,7 @@ def test_scenario_pages_show_each_run(web, db):
     name = "second_write_after_peer_close_fails_with_epipe"
     page = web.html(f"/scenario/{name}")
     assert '<a href="/errno/EPIPE">EPIPE</a>' in page and "<svg" in page  # linked by name, not id
-    source = re.search(r'<h2 id="source">.*?<div class="scroll source"[^>]*>(.*?)</div>\s*\n', page, re.S)
+    source = re.search(r'<h2 id="source">.*?<div class="scenario-source">(.*?)</div>\s*\n', page, re.S)
     assert source and f"def {name}" in re.sub(r"<[^>]+>", "", source.group(1))  # highlighted, as the site's
     data = web.json(f"/scenario/{name}.json")
     assert data["runs"][0]["trace"]["packets"] and {"entry_id": "errno:EPIPE", "verdict": None} in data["proves"]

@@ -312,7 +312,7 @@ def test_scenario_pages_show_their_source_highlighted(db, pages):
     text = pages["scenario/close_with_unread_data_sends_rst/index.html"]
     source = text[text.index('<h2 id="source">'):]
     source = source[:source.index("</pre>")]
-    assert '<pre class="highlight"><code class="language-python">' in source
+    assert '<pre tabindex="0" class="highlight"><code class="language-python">' in source  # the keyboard scrolls it
     assert '<span class="nf">close_with_unread_data_sends_rst</span>' in source  # Pygments' tokens
     plain = html5lib.parse(source, namespaceHTMLElements=False)
     words = "".join(plain.itertext())

@@ -142,3 +142,15 @@ def kind_rows(kind: str, entries: list[dict], linked: dict[str, int] | None = No
         # stable sort: equal counts, and the other group, keep the kind's own order
         ordered.sort(key=lambda e: (not e.get("socket"), -linked.get(e["id"], 0) if e.get("socket") else 0))
     return [(e, k.list_columns(e)) for e in ordered]
+
+
+def scenario_source(source: str | None):
+    """A scenario's Python source as both faces show it: highlighted like the notes' code, in a
+    block the keyboard can scroll."""
+    if not source:
+        return None
+    from markupsafe import Markup
+
+    from ..notes import highlight
+
+    return Markup(keyboard_scrollable(highlight(source, "python", "")))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from markupsafe import Markup
 
 from ..kinds import KINDS
 from ..paths import site_dir
@@ -233,18 +232,11 @@ def write_pages(db_path: str | os.PathLike, out: Path) -> dict:
         w.page("scenario/index.html", "scenarios.html", scenarios=list(data.scenarios.values()))
         for name, scenario in data.scenarios.items():
             w.page(scenario_path(name), "scenario.html", s=scenario, drawn=page.ladder(conn, name, ladders),
-                   source=source_html(scenario.get("source")))
+                   source=page.scenario_source(scenario.get("source")))
     finally:
         conn.close()
     return {"pages": w.pages, "entries": len(data.entries), "scenarios": len(data.scenarios),
             "ladders": sum(1 for v in ladders.values() if v)}
-
-
-def source_html(source: str | None) -> Markup | None:
-    """A scenario's Python source as a highlighted block (Pygments, as code in notes)."""
-    from ..notes import highlight
-
-    return Markup(highlight(source, "python", "")) if source else None
 
 
 def _entry_href(page_path: str):

@@ -199,19 +199,12 @@ async def scenario_route(datasette, request):
                             for r in runs]
         return await _json(200, json.dumps(scenario, ensure_ascii=False))
     path = db.path
-    source = _highlighted_python(scenario.pop("source"))
+    from ..present.page import scenario_source
+
+    source = scenario_source(scenario.pop("source"))
     return await cached_html(datasette, request, lambda: datasette.render_template(
         "tcpkb_scenario.html", {"scenario": scenario, "source": source, "runs": _runs(path, name), "url_for": url_for},
         request=request))
-
-
-def _highlighted_python(source: str | None):
-    """A scenario's source as the static site shows it: Pygments, through the notes' highlighter."""
-    from markupsafe import Markup
-
-    from ..notes import highlight
-
-    return Markup(highlight(source, "python", "")) if source else None
 
 
 async def kind_route(datasette, request):

@@ -79,8 +79,10 @@ class StateBox:
 
     @property
     def tip(self) -> str:
-        return self.name + (f" (Linux: {self.linux})" if self.linux else "") + \
-            (" (Linux only)" if self.linux_only else "")
+        """The box's name for tooltips and screen readers: its visible words first, in their order
+        (WCAG's label in name), then what they mean."""
+        return self.name + (f", {self.linux} on Linux" if self.linux else "") + \
+            (", Linux only" if self.linux_only else "")
 
 
 @dataclass

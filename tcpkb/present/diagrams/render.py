@@ -173,7 +173,8 @@ def state_box(box: PlacedBox, href: Callable[[str], str] | None) -> str:
     s = box.state
     cls = "st" + (" hl" if s.highlighted else "") + (" lx" if s.linux_only else "")
     g = (f'<g class="{cls}" data-state="{escape(s.id)}"><title>{escape(s.tip)}</title>'
-         + rect(box.x, box.y, box.w, box.h, BOX_CORNER) + "".join(map(text, box.lines)) + "</g>")
+         # a space between the lines: read aloud (and by axe) as "CLOSED CLOSE", not "CLOSEDCLOSE"
+         + rect(box.x, box.y, box.w, box.h, BOX_CORNER) + " ".join(map(text, box.lines)) + "</g>")
     return f'<a href="{escape(href(s.id))}" aria-label="{escape(s.tip)}">{g}</a>' if href is not None else g
 
 
