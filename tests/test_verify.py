@@ -233,6 +233,34 @@ def test_watchdog_fails_a_hung_scenario_and_keeps_its_trace():
     assert time.monotonic() - began < 3
 
 
+def _fails_once(lab):
+    """Fails the first time it runs in this test, as a starved timing window would."""
+    if not os.path.exists(_FLAKY_MARKER[0]):
+        open(_FLAKY_MARKER[0], "w").close()
+        lab.expect(False, "a window a stalled VM missed")
+    lab.expect(True, "the window, measured again")
+
+
+_FLAKY_MARKER = [""]
+
+
+def _always_fails(lab):
+    lab.expect(False, "a real fault")
+
+
+def test_a_failed_scenario_gets_a_second_attempt_that_keeps_the_first_failure(tmp_path):
+    _FLAKY_MARKER[0] = str(tmp_path / "ran")
+    seen = []
+    flaky, broken = _scenario(_fails_once, 2.0, needs=()), _scenario(_always_fails, 2.0, needs=())
+    done = run([flaky, broken], on_result=seen.append)
+    by_name = {r["scenario"]: r for r in done}
+    assert by_name["_fails_once"]["status"] == "passed"
+    assert by_name["_fails_once"]["first_attempt"]["status"] == "failed"
+    assert "a stalled VM" in by_name["_fails_once"]["first_attempt"]["reason"]
+    assert by_name["_always_fails"]["status"] == "failed" and "first_attempt" in by_name["_always_fails"]
+    assert [r["status"] for r in seen if r["scenario"] == "_fails_once"] == ["failed", "passed"]  # both shown
+
+
 @needs_root
 def test_runner_kills_a_scenario_that_blocks_the_watchdog():
     [r] = run([_scenario(_hang_blocking_the_watchdog, 0.3)])

@@ -82,12 +82,16 @@ def report(done: list[dict], here: dict, path: str, as_json: bool, extra: dict) 
                            "results": [{k: r[k] for k in ("scenario", "level", "status", "reason",
                                                           "duration_ms", "proves")}
                                        | ({"trace": r["trace"]} if r["status"] in ("failed", "error") else {})
+                                       | ({"first_attempt": r["first_attempt"]} if "first_attempt" in r else {})
                                        for r in done]})
     else:
         for r in done:
             if r["status"] in ("failed", "error"):
                 print_trace(r)
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        retried = [r["scenario"] for r in done if "first_attempt" in r and r["status"] == "passed"]
+        if retried:
+            summary += f" ({len(retried)} on a second attempt: {', '.join(retried)})"
         booted = f" (a VM: {extra['boot_s']:.1f} s to boot)" if "boot_s" in extra else ""
         output.echo(f"{summary or 'nothing run'} in {extra['wall_s']:.1f} s{booted}; results in {_short(path)}")
     return 1 if counts["failed"] or counts["error"] else 0
@@ -177,6 +181,9 @@ def _short(path: str) -> str:
 def _print_result(r: dict) -> None:
     mark, colour = MARKS[r["status"]]
     why = f"  {r['reason']}" if r["reason"] else ""
+    if "first_attempt" in r:
+        why += output.dim(f"  (second attempt, alone; the first {r['first_attempt']['status']}: "
+                          f"{r['first_attempt']['reason']})")
     output.echo(f"  {output.style(mark.ljust(5), colour)} {r['scenario']}  "
                 f"{output.dim(str(round(r['duration_ms'])) + ' ms')}{why}")
 

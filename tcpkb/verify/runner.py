@@ -49,6 +49,30 @@ def run(scenarios: list[Scenario], jobs: int = 2, context: dict | None = None,
         on_result=None, expected_ms: dict[str, float] | None = None) -> list[dict]:
     """Run every scenario, at most `jobs` at a time; return their results in input order.
 
+    A scenario that failed gets one more attempt, alone, once the others are done: a VM under TCG
+    once stalled a scenario 400 ms between two calls, past a 200 ms kernel timer. A pass on the
+    second attempt keeps the first failure under `first_attempt`, so a flaky scenario stays in
+    sight. An error (a bug in the scenario) and a skip are final."""
+    done = _run_batch(scenarios, jobs, context, on_result, expected_ms)
+    failed = {r["scenario"] for r in done if r["status"] == "failed"}
+    if not failed:
+        return done
+
+    def again(result: dict) -> None:
+        first = next(r for r in done if r["scenario"] == result["scenario"])
+        result["first_attempt"] = {k: first[k] for k in ("status", "reason", "duration_ms")}
+        if on_result:
+            on_result(result)
+
+    retried = _run_batch([s for s in scenarios if s.name in failed], 1, context, again, expected_ms)
+    by_name = {r["scenario"]: r for r in retried}
+    return [by_name.get(r["scenario"], r) for r in done]
+
+
+def _run_batch(scenarios: list[Scenario], jobs: int, context: dict | None, on_result,
+               expected_ms: dict[str, float] | None) -> list[dict]:
+    """One attempt at every scenario, at most `jobs` at a time, in input order.
+
     The longest start first (by `expected_ms`, a previous run's durations, else by the declared
     timeout), so a 7 s scenario does not begin last and stretch the whole run."""
     needs.snapshot_host_sysctls()  # before any child leaves this namespace
