@@ -40,7 +40,7 @@ class PrebuiltDatabase(BuildHookInterface):
         if done.returncode != 0:
             raise RuntimeError(f"building the shipped database failed:\n{done.stderr[-3000:]}")
         db = done.stdout.split()[-1]
-        for path in (db, db + ".answers"):
+        for path in (db, db + ".answers", db + ".explain"):
             build_data["force_include"][path] = f"tcpkb/data/prebuilt/{os.path.basename(path)}"
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tcpkb.query.explain import CONFIDENT, explain  # noqa: E402
+from tcpkb.query.lexicon import read  # noqa: E402
 from tcpkb.query.lookup import connect  # noqa: E402
 
 
@@ -42,9 +43,9 @@ def load(paths: list[Path]) -> list[dict]:
     return items
 
 
-def answer(conn, text: str) -> tuple[str | None, float]:
+def answer(lexicon: dict, text: str) -> tuple[str | None, float]:
     """The first confident match and the best score (0 when nothing matched)."""
-    matches = explain(conn, text)
+    matches = explain(lexicon, text)
     best = matches[0] if matches else None
     if best is None:
         return None, 0.0
@@ -64,8 +65,9 @@ def main() -> int:
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     misses, false_answers, negatives = [], [], 0
     with connect(args.db) as conn:
+        lexicon = read(conn)
         for item in items:
-            got, score = answer(conn, item["text"])
+            got, score = answer(lexicon, item["text"])
             if item["expect"] is None:
                 negatives += 1
                 if got:

@@ -195,7 +195,11 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     def action(conn: sqlite3.Connection) -> None:
         from .query.explain import NO_MATCH, explained, public
 
-        matched.extend(explained(conn, text, limit))
+        with _lexicon(conn) as lexicon:
+            matched.extend(explained(lexicon, text, limit))
+        for m in matched:  # the card a terminal lays out is made of the entry's sections
+            m["sections"] = dict(conn.execute("select slug, markdown from sections where entry_id = ? "
+                                              "order by position", (m["id"],)).fetchall())
         if as_json:  # one document in every case: a miss is {"matches": [...], "error"}
             output.print_json(public(matched))
             return
@@ -209,23 +213,58 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     return 1 if status == 0 and not any(m["confident"] for m in matched) else status
 
 
+def _lexicon(conn: sqlite3.Connection):
+    """What explain reads: the explain index's copy when it is current (reading the tables
+    costs more than the rules), else the database's. A context manager: the index stays open
+    while the rules read it."""
+    from contextlib import contextmanager
+
+    from . import explain_index
+    from .query import lexicon
+
+    @contextmanager
+    def opened():
+        path = conn.execute("pragma database_list").fetchone()[2]
+        loaded = explain_index.load(path) if path else None
+        if loaded is None:
+            yield lexicon.read(conn)
+            return
+        try:
+            yield loaded[0]
+        finally:
+            explain_index.close(loaded[0])
+
+    return opened()
+
+
 def ensure_db() -> str:
     """The database the lookups read, built on first use with the shipped proof; a database
-    this install manages gets its answer index (tcpkb.answer_index) when it has none."""
+    this install manages gets its answer and explain indexes when it lacks them (or they were
+    made by another interpreter)."""
     import os
 
     from .build.ensure import ensure_db as ensure
 
     path = ensure(_proof_records, _prebuilt)
     if not os.environ.get("TCPKB_DB"):
-        from . import answer_index
+        from . import answer_index, explain_index
 
         try:
             if answer_index.read_header(path) is None:
                 answer_index.write(path)
+            if not explain_index.current(path):
+                explain_index.write(path)
         except (OSError, sqlite3.Error):
             pass  # an index is a shortcut: without one, lookups read the database
     return path
+
+
+def write_indexes(db: str) -> None:
+    """The answer and explain indexes of a database just built (tcpkb build, the wheel's)."""
+    from . import answer_index, explain_index
+
+    answer_index.write(db)
+    explain_index.write(db)
 
 
 def _prebuilt(path: str) -> str | None:
@@ -234,7 +273,7 @@ def _prebuilt(path: str) -> str | None:
     import os
     import shutil
 
-    from . import answer_index, paths
+    from . import answer_index, explain_index, paths
 
     shipped = paths.prebuilt_db(os.path.basename(path))
     if shipped is None:
@@ -250,24 +289,25 @@ def _prebuilt(path: str) -> str | None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         answer_index.adopt(shipped, path)
+        explain_index.adopt(shipped, path)
     except OSError:
         return shipped  # read where it is installed: lookups only read it
     return path
 
 
 def prebuild(folder: str) -> str:
-    """Build the database (and its answer index) the wheel ships, named for its content, into
+    """Build the database (and its answer and explain indexes) the wheel ships, named for its content, into
     `folder` (hatch_build.py calls this with the checkout's notes and results)."""
     import os
     from pathlib import Path
 
-    from . import answer_index, paths
+    from . import paths
     from .build.database import build
 
     kb = paths.kb_dir()
     target = os.path.join(folder, paths.db_name(paths.content_hash(kb)))
     build(Path(kb), Path(target), _proof_records())
-    answer_index.write(target)
+    write_indexes(target)
     return target
 
 

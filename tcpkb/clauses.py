@@ -1,16 +1,17 @@
 """How an error message splits into the clauses that identify it, and what each weighs.
 
 Shared by the build (which stores every known message's clauses with their weights) and by
-explain at query time (which finds them in pasted text). Standard library only.
+explain at query time (which finds them in pasted text). Standard library only, and no `re`
+until a message is split: explain imports this for `weight` alone.
 """
 
 from __future__ import annotations
 
-import re
+from .patterns import Lazy
 
 # Variable parts of a message: addresses, ports, numbers, hex ids. What is left
 # between them are the literal fragments that identify the message.
-VARIABLE = re.compile(
+VARIABLE = Lazy(
     r"\[?[0-9a-fA-F]*:[0-9a-fA-F:]+\]?(?::\d+)?"  # IPv6 (and host:port)
     r"|\d+(?:\.\d+)+(?::\d+)?"                    # IPv4 (with port), versions
     r"|0x[0-9a-fA-F]+|\b[0-9a-f]{8,}\b"           # hex
@@ -18,7 +19,7 @@ VARIABLE = re.compile(
 EDGE = " \t.,;:!?'\"()[]{}<>=-_/\\|*`。"  # 。 ends a Chinese or Japanese sentence
 # Clause boundaries: a message's fragments are its clauses, so the words that
 # identify it ("Connection reset") still match when the wrapper differs.
-CLAUSE = re.compile(r"[:;,()\[\]{}'\"=]|\s-\s|\.\s")
+CLAUSE = Lazy(r"[:;,()\[\]{}'\"=]|\s-\s|\.\s")
 
 
 def fragments(message: str) -> list[str]:

@@ -315,9 +315,9 @@ def build(
             output.echo(str(p), err=True)
         output.fail(f"build failed with {len(e.problems)} problem(s); {target} was left as it was")
         raise typer.Exit(1)
-    from .answer_index import write as write_index
+    from .answer import write_indexes
 
-    write_index(str(target))  # the answers the fast path copies, from the database just built
+    write_indexes(str(target))  # what the fast paths read, from the database just built
     output.echo(f"built {target}: {counts['entries']} entries, {counts['messages']} messages, "
                 f"{counts['transitions']} transitions, {counts['verifications']} verifications")
 

@@ -1,7 +1,8 @@
 """The `tcpkb` console entry point: it only reads argv and picks the cheapest way to answer.
 
 1. A plain lookup whose answer is in the answer index (`tcpkb errno 104` piped, or any
-   `--json`) is copied from it with os and sys alone (tcpkb.answer_index).
+   `--json`) is copied from it with os and sys alone (tcpkb.answer_index); `tcpkb explain TEXT`
+   piped is answered from the explain index, without sqlite3 or re (tcpkb.explain_index).
 2. Other plain lookups, `tcpkb QUERY` with no command and `tcpkb explain TEXT` go through
    tcpkb.answer with sqlite3, without importing Typer, whose import alone costs several times
    a bare Python start-up. tests/test_main.py checks they print what the Typer commands print.
@@ -78,13 +79,7 @@ def indexed(call: dict) -> bytes | None:
         return None
     from . import answer_index, paths
 
-    db = os.environ.get("TCPKB_DB")
-    root = None if db else paths.checkout_root()
-    if root:
-        paths.announce_checkout(root)
-        db = os.path.join(root, "data", "tcpkb.db")
-    elif not db:
-        db = paths.db_path()
+    db, root = _database()
     header = answer_index.read_header(db)
     if header is None:
         return None
@@ -99,6 +94,39 @@ def indexed(call: dict) -> bytes | None:
         else:
             variant = "full"
         return answer_index.answer(f, size, call["kind"], call["query"], variant)
+
+
+def _database() -> tuple[str, str | None]:
+    """(the database the lookups read, the checkout it belongs to or None), saying once that a
+    checkout's is used."""
+    from . import paths
+
+    db = os.environ.get("TCPKB_DB")
+    root = None if db else paths.checkout_root()
+    if root:
+        paths.announce_checkout(root)
+        db = os.path.join(root, "data", "tcpkb.db")
+    elif not db:
+        db = paths.db_path()
+    return db, root
+
+
+def quick_explain(explained: dict) -> int | None:
+    """`tcpkb explain` from the explain index (tcpkb.explain_index): the exit status, or None
+    when the database path must answer (no current index, a terminal's layout, no text)."""
+    text = explained["text"]
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            return None  # the database path says how to give the text
+        # a log may hold bytes that are not UTF-8: they are replaced, never a reason to fail;
+        # read once here, so the database path gets the same text
+        explained["text"] = text = sys.stdin.buffer.read().decode("utf-8", "replace")
+    if not text.strip() or (not explained["as_json"] and sys.stdout.isatty()):
+        return None
+    from . import explain_index
+
+    db, root = _database()
+    return explain_index.answer(db, text, explained["as_json"], checkout=root is not None)
 
 
 def plain_explain(argv: list[str]) -> dict | None:
@@ -197,6 +225,8 @@ def main() -> None:
 def dispatch(argv: list[str]) -> int:
     """Answer argv by the cheapest path that can; the exit status."""
     if (explained := plain_explain(argv)) is not None:
+        if (status := quick_explain(explained)) is not None:
+            return _flushed(status)
         from .answer import explain
 
         return _flushed(explain(**explained))

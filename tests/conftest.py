@@ -37,6 +37,14 @@ def db(kb_db):
 
 
 @pytest.fixture(scope="session")
+def lexicon(lookup_conn):
+    """What explain's rules read, from the session's database (tcpkb.query.lexicon)."""
+    from tcpkb.query.lexicon import read
+
+    return read(lookup_conn)
+
+
+@pytest.fixture(scope="session")
 def lookup_conn(kb_db):
     """A connection to the session's database as the lookups open it (explain's tests)."""
     from tcpkb.query import lookup

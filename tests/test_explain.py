@@ -21,32 +21,25 @@ EVAL = [json.loads(line) for line in (ROOT / "tests" / "explain_eval.jsonl").rea
         if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def conn(kb_db):
-    c = lookup.connect(str(kb_db))
-    yield c
-    c.close()
-
-
-def top(conn, text: str) -> str | None:
-    matches = explain(conn, text)
+def top(lexicon, text: str) -> str | None:
+    matches = explain(lexicon, text)
     return matches[0]["id"] if matches else None
 
 
-def test_the_eval_set_is_large_varied_and_labelled_with_real_ids(conn):
+def test_the_eval_set_is_large_varied_and_labelled_with_real_ids(lookup_conn):
     positives = [e for e in EVAL if e["expect"]]
     assert len(positives) >= 150
     assert len({e["ecosystem"] for e in positives}) >= 12
     assert sum(1 for e in EVAL if e["expect"] is None) >= 10
     for e in positives:
-        assert conn.execute("select 1 from entries where id = ?", (e["expect"],)).fetchone(), e["expect"]
+        assert lookup_conn.execute("select 1 from entries where id = ?", (e["expect"],)).fetchone(), e["expect"]
 
 
-def test_top1_accuracy_on_the_eval_set(conn):
+def test_top1_accuracy_on_the_eval_set(lexicon):
     """The figure reported in the issue note: at least 95% of the lines name the right entry first."""
     positives = [e for e in EVAL if e["expect"]]
-    misses = [(e["ecosystem"], e["text"][:80], e["expect"], top(conn, e["text"])) for e in positives
-              if top(conn, e["text"]) != e["expect"]]
+    misses = [(e["ecosystem"], e["text"][:80], e["expect"], top(lexicon, e["text"])) for e in positives
+              if top(lexicon, e["text"]) != e["expect"]]
     accuracy = 1 - len(misses) / len(positives)
     print(f"\ntop-1 {accuracy:.1%} on {len(positives)} lines; misses: {len(misses)}")
     for miss in misses:
@@ -54,15 +47,15 @@ def test_top1_accuracy_on_the_eval_set(conn):
     assert accuracy >= 0.95, misses
 
 
-def test_text_that_is_not_a_socket_error_matches_nothing(conn):
+def test_text_that_is_not_a_socket_error_matches_nothing(lexicon):
     negatives = [e for e in EVAL if e["expect"] is None]
-    wrong = [(e["text"][:80], top(conn, e["text"])) for e in negatives if top(conn, e["text"])]
+    wrong = [(e["text"][:80], top(lexicon, e["text"])) for e in negatives if top(lexicon, e["text"])]
     assert len(wrong) <= len(negatives) // 10, wrong
 
 
-def test_every_piece_of_evidence_points_at_the_text_it_quotes(conn):
+def test_every_piece_of_evidence_points_at_the_text_it_quotes(lexicon):
     for e in EVAL[:80]:
-        for m in explain(conn, e["text"]):
+        for m in explain(lexicon, e["text"]):
             assert 0 < m["score"] <= 1
             for ev in m["evidence"]:
                 start, end = ev["span"]
@@ -82,29 +75,29 @@ def test_every_piece_of_evidence_points_at_the_text_it_quotes(conn):
     ("System.Net.Sockets.SocketException (10054): An existing connection was forcibly closed by the "
      "remote host.", "errno:ECONNRESET", "10054 is ECONNRESET on windows"),
 ])
-def test_numbers_are_read_in_context(conn, text, wanted, why):
-    (best, *_) = explain(conn, text)
+def test_numbers_are_read_in_context(lexicon, text, wanted, why):
+    (best, *_) = explain(lexicon, text)
     assert best["id"] == wanted
     assert any(why in ev["detail"] for ev in best["evidence"]), best["evidence"]
 
 
-def test_a_translated_glibc_message_is_recognised(conn):
+def test_a_translated_glibc_message_is_recognised(lexicon):
     text = "curl: (56) Recv failure: Die Verbindung wurde vom Kommunikationspartner zurückgesetzt"
-    (best, *_) = explain(conn, text)
+    (best, *_) = explain(lexicon, text)
     assert best["id"] == "errno:ECONNRESET"
     assert any("translation, de" in ev["detail"] for ev in best["evidence"])
 
 
-def test_an_application_deadline_says_it_was_not_the_kernels(conn):
-    (best, *_) = explain(conn, "read tcp 10.0.0.5:41532->10.0.0.7:6379: i/o timeout")
+def test_an_application_deadline_says_it_was_not_the_kernels(lexicon):
+    (best, *_) = explain(lexicon, "read tcp 10.0.0.5:41532->10.0.0.7:6379: i/o timeout")
     assert best["id"] == "errno:ETIMEDOUT" and best["deadline"] is True
-    (best, *_) = explain(conn, "connect: Connection timed out")
+    (best, *_) = explain(lexicon, "connect: Connection timed out")
     assert best["id"] == "errno:ETIMEDOUT" and best["deadline"] is False
 
 
-def test_kernel_messages_map_to_knobs(conn):
-    assert top(conn, "nf_conntrack: table full, dropping packet") == "sysctl:net.netfilter.nf_conntrack_max"
-    assert top(conn, "TCP: out of memory -- consider tuning tcp_mem") == "sysctl:net.ipv4.tcp_mem"
+def test_kernel_messages_map_to_knobs(lexicon):
+    assert top(lexicon, "nf_conntrack: table full, dropping packet") == "sysctl:net.netfilter.nf_conntrack_max"
+    assert top(lexicon, "TCP: out of memory -- consider tuning tcp_mem") == "sysctl:net.ipv4.tcp_mem"
 
 
 def test_cli_text_json_stdin_and_exit_status():

@@ -50,15 +50,15 @@ def netstat_lines(name: str) -> list[tuple[str, set[str]]]:
     return out
 
 
-def top(db, line: str) -> str | None:
-    matches = explain(db, line, limit=1)
+def top(lexicon, line: str) -> str | None:
+    matches = explain(lexicon, line, limit=1)
     return matches[0]["id"].split(":", 1)[1] if matches else None
 
 
-def test_netstat_s_is_read_a_line_at_a_time(db):
+def test_netstat_s_is_read_a_line_at_a_time(lexicon):
     lines = [case for name in CAPTURES for case in netstat_lines(name)]
     assert len(lines) > 80
-    missed = [(line, truth, top(db, line)) for line, truth in lines if top(db, line) not in truth]
+    missed = [(line, truth, top(lexicon, line)) for line, truth in lines if top(lexicon, line) not in truth]
     # A line alone cannot say whether an ICMP histogram line is input or output, or Udp from
     # UdpLite: explain answers the likelier, and a few such lines may miss.
     assert len(missed) <= 0.05 * len(lines), missed
@@ -69,13 +69,13 @@ IPV6 = re.compile(r"^(Ip6|Icmp6|Udp6|UdpLite6)")
 
 
 @pytest.mark.parametrize("name", CAPTURES)
-def test_every_nstat_line_names_its_counter(db, name):
+def test_every_nstat_line_names_its_counter(lexicon, name):
     for line in (HERE / f"{name}.nstat.txt").read_text().splitlines()[1:]:
         counter = line.split()[0]
         if IPV6.match(counter):
             continue
         expected = re.sub(r"^(IcmpMsg(?:In|Out)Type)\d+$", r"\1", counter)
-        assert top(db, line) == expected, line
+        assert top(lexicon, line) == expected, line
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -88,6 +88,6 @@ def test_every_nstat_line_names_its_counter(db, name):
      "drop:TCP_LISTEN_OVERFLOW"),
     ("drop at: tcp_v4_rcv+0x8a (reason: NETFILTER_DROP)", "drop:NETFILTER_DROP"),
 ])
-def test_a_traced_reason_leads_to_its_entry(db, line, expected):
-    matches = explain(db, line)
+def test_a_traced_reason_leads_to_its_entry(lexicon, line, expected):
+    matches = explain(lexicon, line)
     assert matches and matches[0]["id"] == expected, matches[:2]

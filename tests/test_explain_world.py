@@ -19,13 +19,8 @@ from tcpkb.query.explain import CONFIDENT, explain
 from .conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def conn(lookup_conn):
-    return lookup_conn
-
-
-def best(conn, text: str) -> dict | None:
-    matches = explain(conn, text)
+def best(lexicon, text: str) -> dict | None:
+    matches = explain(lexicon, text)
     return matches[0] if matches else None
 
 
@@ -105,8 +100,8 @@ WINDOWS += [  # bind's codes, as servers and Docker Desktop print them
 
 
 @pytest.mark.parametrize("text, wanted, lang", WINDOWS)
-def test_windows_messages_in_other_languages(conn, text, wanted, lang):
-    m = best(conn, text)
+def test_windows_messages_in_other_languages(lexicon, text, wanted, lang):
+    m = best(lexicon, text)
     assert m["id"] == wanted and m["confident"]
     assert any(f"Windows' message, {lang}" in ev["detail"] for ev in m["evidence"]), m["evidence"]
 
@@ -120,8 +115,8 @@ def test_windows_messages_in_other_languages(conn, text, wanted, lang):
     ("System.Net.Sockets.SocketException (0x80004005): 対象のコンピューターによって拒否されたため、接続できませんでした。 "
      "127.0.0.1:3141", "errno:ECONNREFUSED"),
 ])
-def test_windows_messages_without_their_code(conn, text, wanted):
-    assert best(conn, text)["id"] == wanted
+def test_windows_messages_without_their_code(lexicon, text, wanted):
+    assert best(lexicon, text)["id"] == wanted
 
 
 @pytest.mark.parametrize("text, wanted", [
@@ -133,8 +128,8 @@ def test_windows_messages_without_their_code(conn, text, wanted):
     ("HResult=0x80004005\n  Message=\n  NativeErrorCode=10054", "errno:ECONNRESET"),
     ("Socket error # 10053", "errno:ECONNABORTED"),
 ])
-def test_windows_codes_by_number_alone(conn, text, wanted):
-    m = best(conn, text)
+def test_windows_codes_by_number_alone(lexicon, text, wanted):
+    m = best(lexicon, text)
     assert m["id"] == wanted and m["confident"]
     assert any(ev["rule"] == "number" and "windows" in ev["detail"] for ev in m["evidence"])
 
@@ -174,9 +169,9 @@ VOCABULARY = [
 
 
 @pytest.mark.parametrize("text, wanted, vocabulary", VOCABULARY)
-def test_vendor_vocabularies_name_the_entry_and_show_the_item(conn, text, wanted, vocabulary):
-    m = best(conn, text)
-    assert m["id"] == wanted and m["confident"], explain(conn, text)
+def test_vendor_vocabularies_name_the_entry_and_show_the_item(lexicon, text, wanted, vocabulary):
+    m = best(lexicon, text)
+    assert m["id"] == wanted and m["confident"], explain(lexicon, text)
     items = [ev for ev in m["evidence"] if ev["rule"] == "vocabulary"]
     assert items, m["evidence"]
     for ev in items:
@@ -229,9 +224,9 @@ VOCABULARY_MORE = [
 
 
 @pytest.mark.parametrize("text, wanted, vocabulary", VOCABULARY_MORE)
-def test_more_vendor_vocabularies(conn, text, wanted, vocabulary):
-    test_vendor_vocabularies_name_the_entry_and_show_the_item(conn, text, wanted, vocabulary)
-    assert any(vocabulary in ev["detail"] or ev["rule"] == "vocabulary" for ev in best(conn, text)["evidence"])
+def test_more_vendor_vocabularies(lexicon, text, wanted, vocabulary):
+    test_vendor_vocabularies_name_the_entry_and_show_the_item(lexicon, text, wanted, vocabulary)
+    assert any(vocabulary in ev["detail"] or ev["rule"] == "vocabulary" for ev in best(lexicon, text)["evidence"])
 
 
 @pytest.mark.parametrize("text, wanted", [
@@ -241,8 +236,8 @@ def test_more_vendor_vocabularies(conn, text, wanted, vocabulary):
     ("ERROR 2002 (HY000): Can't connect to local MySQL server through socket '/tmp/mysql.sock' (111)",
      "errno:ECONNREFUSED"),
 ])
-def test_mysql_says_the_os_errno_in_parentheses(conn, text, wanted):
-    m = best(conn, text)
+def test_mysql_says_the_os_errno_in_parentheses(lexicon, text, wanted):
+    m = best(lexicon, text)
     assert m["id"] == wanted and m["confident"]
     assert any(ev["rule"] == "number" for ev in m["evidence"])
 
@@ -257,38 +252,38 @@ def test_mysql_says_the_os_errno_in_parentheses(conn, text, wanted):
      "se produjo un error en la conexión establecida ya que el host conectado no ha podido responder', None, 10060, "
      "None))", "errno:ETIMEDOUT"),
 ])
-def test_the_wrapped_windows_error_outranks_urllib3s_wrapper(conn, text, wanted):
-    assert best(conn, text)["id"] == wanted
+def test_the_wrapped_windows_error_outranks_urllib3s_wrapper(lexicon, text, wanted):
+    assert best(lexicon, text)["id"] == wanted
 
 
-def test_urllib3s_connection_aborted_sentence_is_no_strerror(conn):
+def test_urllib3s_connection_aborted_sentence_is_no_strerror(lexicon):
     # http.client's RemoteDisconnected (the server closed before answering) under urllib3's wrapper:
     # musl's strerror for ECONNABORTED is "Connection aborted", but no strerror ends with a full stop
     text = ("urllib3.exceptions.ProtocolError: ('Connection aborted.', "
             "RemoteDisconnected('Remote end closed connection without response'))")
-    assert "errno:ECONNABORTED" not in [m["id"] for m in explain(conn, text)]
-    assert best(conn, "[Errno 103] Connection aborted")["id"] == "errno:ECONNABORTED"
+    assert "errno:ECONNABORTED" not in [m["id"] for m in explain(lexicon, text)]
+    assert best(lexicon, "[Errno 103] Connection aborted")["id"] == "errno:ECONNABORTED"
 
 
-def test_an_application_deadline_in_a_vocabulary_says_so(conn):
-    assert best(conn, "Net::ReadTimeout with #<TCPSocket:(closed)>")["deadline"] is True
-    assert best(conn, "net::ERR_CONNECTION_RESET")["deadline"] is False
+def test_an_application_deadline_in_a_vocabulary_says_so(lexicon):
+    assert best(lexicon, "Net::ReadTimeout with #<TCPSocket:(closed)>")["deadline"] is True
+    assert best(lexicon, "net::ERR_CONNECTION_RESET")["deadline"] is False
 
 
-def test_a_phrase_that_only_suggests_an_entry_is_a_low_confidence_guess(conn):
+def test_a_phrase_that_only_suggests_an_entry_is_a_low_confidence_guess(lexicon):
     # Connector/J's wording alone (pastebin.com/3prnXp3X): refused or timed out, the cause says which
-    alone = best(conn, "com.mysql.cj.jdbc.exceptions.CommunicationsException: Communications link failure")
+    alone = best(lexicon, "com.mysql.cj.jdbc.exceptions.CommunicationsException: Communications link failure")
     assert alone["id"] == "errno:ECONNREFUSED" and not alone["confident"]
-    caused = best(conn, "com.mysql.cj.jdbc.exceptions.CommunicationsException: Communications link failure\n"
+    caused = best(lexicon, "com.mysql.cj.jdbc.exceptions.CommunicationsException: Communications link failure\n"
                         "Caused by: java.net.SocketTimeoutException: connect timed out")
     assert caused["id"] == "errno:ETIMEDOUT" and caused["confident"]
 
 
-def test_a_number_after_a_message_says_which_errno(conn):
+def test_a_number_after_a_message_says_which_errno(lexicon):
     text = ("upstream connect error or disconnect/reset before headers. reset reason: connection failure, "
             "transport failure reason: delayed connect error: 113")
-    assert best(conn, text)["id"] == "errno:EHOSTUNREACH"
-    assert best(conn, text.replace("113", "111"))["id"] == "errno:ECONNREFUSED"
+    assert best(lexicon, text)["id"] == "errno:EHOSTUNREACH"
+    assert best(lexicon, text.replace("113", "111"))["id"] == "errno:ECONNREFUSED"
 
 
 @pytest.mark.parametrize("text, wanted", [
@@ -310,9 +305,9 @@ def test_a_number_after_a_message_says_which_errno(conn):
     # but EAGAIN from a non-blocking call elsewhere stays EAGAIN
     ("BlockingIOError: [Errno 11] Resource temporarily unavailable", "errno:EAGAIN"),
 ])
-def test_resolver_failures_in_tools_own_words(conn, text, wanted):
-    m = best(conn, text)
-    assert m["id"] == wanted and m["confident"], explain(conn, text)
+def test_resolver_failures_in_tools_own_words(lexicon, text, wanted):
+    m = best(lexicon, text)
+    assert m["id"] == wanted and m["confident"], explain(lexicon, text)
 
 
 @pytest.mark.parametrize("text, wanted", [
@@ -322,8 +317,8 @@ def test_resolver_failures_in_tools_own_words(conn, text, wanted):
     # Python's WinError without its brackets (10061 is WSAECONNREFUSED)
     ("OSError: WinError 10061", "errno:ECONNREFUSED"),
 ])
-def test_codes_written_without_their_usual_punctuation(conn, text, wanted):
-    m = best(conn, text)
+def test_codes_written_without_their_usual_punctuation(lexicon, text, wanted):
+    m = best(lexicon, text)
     assert m["id"] == wanted and m["confident"]
     assert all(text[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])  # the atom as written
 
@@ -331,26 +326,26 @@ def test_codes_written_without_their_usual_punctuation(conn, text, wanted):
 SS_HEAD = "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
 
 
-def test_an_ss_listener_above_its_backlog_is_a_listen_overflow(conn):
+def test_an_ss_listener_above_its_backlog_is_a_listen_overflow(lexicon):
     # tcp_diag_get_info(): a listener's Recv-Q is sk_ack_backlog, its Send-Q sk_max_ack_backlog;
     # sk_acceptq_is_full() is the first above the second
     full = SS_HEAD + "LISTEN 129    128          0.0.0.0:8080       0.0.0.0:*"
-    m = best(conn, full)
-    assert m["id"] == "counter:TcpExtListenOverflows" and m["confident"], explain(conn, full)
+    m = best(lexicon, full)
+    assert m["id"] == "counter:TcpExtListenOverflows" and m["confident"], explain(lexicon, full)
     assert all(full[e["span"][0]:e["span"][1]] == e["text"] for e in m["evidence"])
     for calm in ("LISTEN 128    128          0.0.0.0:8080       0.0.0.0:*",
                  "LISTEN 0      4096         0.0.0.0:8080       0.0.0.0:*"):
-        assert "counter:TcpExtListenOverflows" not in [x["id"] for x in explain(conn, SS_HEAD + calm)]
+        assert "counter:TcpExtListenOverflows" not in [x["id"] for x in explain(lexicon, SS_HEAD + calm)]
 
 
-def test_a_tls_failure_outranks_the_proxys_connection_failure(conn):
+def test_a_tls_failure_outranks_the_proxys_connection_failure(lexicon):
     # Envoy's local reply when the upstream handshake failed (TLS_error:|…|TLS_error_end)
     text = ("upstream connect error or disconnect/reset before headers. retried and the latest reset reason: "
             "remote connection failure, transport failure reason: TLS_error:|268435703:SSL "
             "routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end")
-    assert all(not m["confident"] for m in explain(conn, text)), explain(conn, text)
+    assert all(not m["confident"] for m in explain(lexicon, text)), explain(lexicon, text)
     refused = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
-    assert best(conn, refused)["id"] == "errno:ECONNREFUSED"
+    assert best(lexicon, refused)["id"] == "errno:ECONNREFUSED"
 
 
 @pytest.mark.parametrize("text, wanted, confident", [
@@ -361,8 +356,8 @@ def test_a_tls_failure_outranks_the_proxys_connection_failure(conn):
     # the number alone: Linux's 61 (ENODATA) is no socket error, BSD's is ECONNREFUSED, but nothing says macOS
     ("[Errno 61]", "errno:ECONNREFUSED", False),
 ])
-def test_bsd_numbers_when_linux_means_no_socket_error(conn, text, wanted, confident):
-    m = best(conn, text)
+def test_bsd_numbers_when_linux_means_no_socket_error(lexicon, text, wanted, confident):
+    m = best(lexicon, text)
     assert m["id"] == wanted and m["confident"] is confident
 
 
@@ -376,31 +371,31 @@ def test_bsd_numbers_when_linux_means_no_socket_error(conn, text, wanted, confid
     # bash prints one status per stage of the pipeline
     "$ yes | head -n1 > /dev/null\n$ echo ${PIPESTATUS[@]}\n141 0",
 ])
-def test_sigpipe_known_by_its_status(conn, text):
-    assert best(conn, text)["id"] == "signal:SIGPIPE"
+def test_sigpipe_known_by_its_status(lexicon, text):
+    assert best(lexicon, text)["id"] == "signal:SIGPIPE"
 
 
-def test_a_listing_with_counts_ranks_by_count(conn):
+def test_a_listing_with_counts_ranks_by_count(lexicon):
     # `netstat -ant | awk '{print $6}' | sort | uniq -c`
     text = "     20 CLOSE_WAIT\n   3000 TIME_WAIT\n     12 FIN_WAIT2\n      4 LISTEN\n     40 ESTABLISHED"
-    ids = [m["id"] for m in explain(conn, text)]
+    ids = [m["id"] for m in explain(lexicon, text)]
     assert ids[:3] == ["state:TIME_WAIT", "state:CLOSE_WAIT", "state:FIN_WAIT2"]
 
 
-def test_counters_printed_with_values_rank_by_value(conn):
+def test_counters_printed_with_values_rank_by_value(lexicon):
     # netstat -s (net-tools' sentences, kb/counter/): the largest count first
     text = "    120 SYN cookies sent\n    4117 SYN cookies received\n    3 invalid SYN cookies received"
-    ids = [m["id"] for m in explain(conn, text)]
+    ids = [m["id"] for m in explain(lexicon, text)]
     assert ids[:3] == ["counter:TcpExtSyncookiesRecv", "counter:TcpExtSyncookiesSent", "counter:TcpExtSyncookiesFailed"]
     # nstat: the wider ListenDrops larger than ListenOverflows ranks first (drops that were no overflow)
     text = "#kernel\nTcpExtListenOverflows           7                  0.0\nTcpExtListenDrops               519                0.0"
-    assert [m["id"] for m in explain(conn, text)][:2] == ["counter:TcpExtListenDrops", "counter:TcpExtListenOverflows"]
+    assert [m["id"] for m in explain(lexicon, text)][:2] == ["counter:TcpExtListenDrops", "counter:TcpExtListenOverflows"]
 
 
-def test_at_equal_counts_the_narrower_counter_names_the_cause(conn):
+def test_at_equal_counts_the_narrower_counter_names_the_cause(lexicon):
     # tcp_conn_request() and tcp_v4_syn_recv_sock() count an overflow in both; ListenDrops includes it
     text = "    7 SYNs to LISTEN sockets dropped\n    7 times the listen queue of a socket overflowed"
-    assert best(conn, text)["id"] == "counter:TcpExtListenOverflows"
+    assert best(lexicon, text)["id"] == "counter:TcpExtListenOverflows"
 
 
 @pytest.mark.parametrize("text", [
@@ -409,21 +404,21 @@ def test_at_equal_counts_the_narrower_counter_names_the_cause(conn):
     "    State:          Terminated\n      Reason:       Completed\n      Exit Code:    0",
     "Stream terminated unexpectedly by the server",
 ])
-def test_one_word_of_a_shell_message_is_not_the_signal(conn, text):
-    assert all(not m["confident"] for m in explain(conn, text) if m["id"] == "signal:SIGTERM")
+def test_one_word_of_a_shell_message_is_not_the_signal(lexicon, text):
+    assert all(not m["confident"] for m in explain(lexicon, text) if m["id"] == "signal:SIGTERM")
 
 
 @pytest.mark.parametrize("text", [
     "Terminated",
     "[1]+  Terminated              python3 -m http.server 8000",  # bash's job notice after `kill %1`
 ])
-def test_a_shells_terminated_notice_is_sigterm(conn, text):
-    m = best(conn, text)
+def test_a_shells_terminated_notice_is_sigterm(lexicon, text):
+    m = best(lexicon, text)
     assert m["id"] == "signal:SIGTERM" and m["confident"]
 
 
-def test_an_errno_named_outranks_its_knobs(conn):
-    matches = explain(conn, "connect: Cannot assign requested address (errno EADDRNOTAVAIL); "
+def test_an_errno_named_outranks_its_knobs(lexicon):
+    matches = explain(lexicon, "connect: Cannot assign requested address (errno EADDRNOTAVAIL); "
                             "raise net.ipv4.ip_local_port_range or enable net.ipv4.tcp_tw_reuse")
     assert matches[0]["id"] == "errno:EADDRNOTAVAIL"
     errno = matches[0]["score"]
@@ -435,12 +430,12 @@ def test_an_errno_named_outranks_its_knobs(conn):
     "bash: line 1:  4821 Killed                  java -Xmx8g -jar app.jar",
     "Container exited with code 137 (OOMKilled): Cannot allocate memory",
 ])
-def test_a_kill_for_memory_is_not_enomem(conn, text):
-    assert "errno:ENOMEM" not in [m["id"] for m in explain(conn, text)]
+def test_a_kill_for_memory_is_not_enomem(lexicon, text):
+    assert "errno:ENOMEM" not in [m["id"] for m in explain(lexicon, text)]
 
 
-def test_enomem_named_by_a_call_is_still_enomem(conn):
-    assert best(conn, "mmap() failed: [Errno 12] Cannot allocate memory")["id"] == "errno:ENOMEM"
+def test_enomem_named_by_a_call_is_still_enomem(lexicon):
+    assert best(lexicon, "mmap() failed: [Errno 12] Cannot allocate memory")["id"] == "errno:ENOMEM"
 
 
 NEGATIVES = [
@@ -458,8 +453,8 @@ NEGATIVES = [
 
 
 @pytest.mark.parametrize("text", NEGATIVES)
-def test_text_that_is_no_socket_error_gets_no_confident_answer(conn, text):
-    assert all(m["score"] < CONFIDENT and not m["confident"] for m in explain(conn, text))
+def test_text_that_is_no_socket_error_gets_no_confident_answer(lexicon, text):
+    assert all(m["score"] < CONFIDENT and not m["confident"] for m in explain(lexicon, text))
 
 
 def test_json_is_one_document_in_every_case(kb_db, monkeypatch):
@@ -520,5 +515,5 @@ def test_windows_texts_each_cite_a_thread():
 
 @pytest.mark.parametrize("text", ["[Errno 99999999999999999999999]", "[WinError 99999999999999999999999]",
                                   "errno=-99999999999999999999999", "signal 99", '"GET" 503 UF,,URX x', "{error,}"])
-def test_numbers_and_codes_out_of_any_range_match_nothing(conn, text):
-    assert explain(conn, text) == []
+def test_numbers_and_codes_out_of_any_range_match_nothing(lexicon, text):
+    assert explain(lexicon, text) == []

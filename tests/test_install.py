@@ -48,9 +48,12 @@ def test_first_use_copies_the_shipped_database_then_builds_a_cache_keyed_by_cont
     assert "ECONNRESET" in first.stdout and "built" not in first.stderr
     (db,) = (tmp_path / "cache" / "tcpkb").glob("tcpkb-*.db")
     assert db.name == shipped.name and db.read_bytes() == shipped.read_bytes()
-    assert (db.parent / (db.name + ".answers")).is_file()
+    assert (db.parent / (db.name + ".answers")).is_file() and (db.parent / (db.name + ".explain")).is_file()
     second = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0 and second.stderr == "" and "ECONNRESET" in second.stdout
+    explained = subprocess.run([*run[:3], "explain", "recv: Connection reset by peer"], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0 and explained.stdout.startswith("errno:ECONNRESET"), explained.stderr
     # An edited note is a new key: the next lookup builds a new database and drops the old one.
     note = site / "tcpkb" / "kb" / "errno" / "ECONNRESET.md"
     note.write_text(note.read_text() + "\n")
@@ -71,7 +74,7 @@ def _tables(db) -> dict[str, list[tuple]]:
 
 
 def test_shipped_database_is_what_the_notes_build(unpacked_wheel, tmp_path):
-    """The wheel's database and answer index (hatch_build.py) equal a build of the checkout's
+    """The wheel's database and its answer and explain indexes (hatch_build.py) equal a build of the checkout's
     notes and results: the first lookup's copy answers what a build would."""
     site, names = unpacked_wheel
     (shipped,) = (site / "tcpkb" / "data" / "prebuilt").glob("tcpkb-*.db")
@@ -89,12 +92,13 @@ def test_shipped_database_is_what_the_notes_build(unpacked_wheel, tmp_path):
     for table in ours:
         assert ours[table] == theirs[table], table
 
-    def index(db) -> tuple[list[bytes], bytes]:
-        with open(f"{db}.answers", "rb") as f:
+    def index(path) -> tuple[list[bytes], bytes]:
+        with open(path, "rb") as f:
             header = f.readline().split()
-            return [header[0], header[1], header[3], header[4]], f.read()  # not the file's stamp
+            return header[:2] + header[3:], f.read()  # not the file's stamp
 
-    assert index(shipped) == index(built)
+    for suffix in (".answers", ".explain"):
+        assert index(f"{shipped}{suffix}") == index(f"{built}{suffix}"), suffix
 
 
 def test_wheel_ships_the_web_faces(unpacked_wheel, tmp_path):

@@ -200,29 +200,22 @@ LINES = [  # real formats: generated here by scripts/resolver_forms.py, or as th
 ]
 
 
-@pytest.fixture(scope="module")
-def conn(kb_db):
-    c = lookup.connect(str(kb_db))
-    yield c
-    c.close()
-
-
 @pytest.mark.parametrize("text, expected", LINES)
-def test_explain_names_the_code_first(conn, text, expected):
-    matches = explain(conn, text)
+def test_explain_names_the_code_first(lexicon, text, expected):
+    matches = explain(lexicon, text)
     assert matches and matches[0]["id"] == expected, [(m["id"], m["score"]) for m in matches]
     assert all(e["span"][1] > e["span"][0] for e in matches[0]["evidence"])
 
 
-def test_a_negative_python_errno_is_not_read_as_errno(conn):
+def test_a_negative_python_errno_is_not_read_as_errno(lexicon):
     """[Errno -2] is getaddrinfo's EAI_NONAME on glibc, not -ENOENT."""
-    ids = [m["id"] for m in explain(conn, "socket.gaierror: [Errno -2] Name or service not known")]
+    ids = [m["id"] for m in explain(lexicon, "socket.gaierror: [Errno -2] Name or service not known")]
     assert "errno:ENOENT" not in ids
 
 
-def test_printed_forms_match_with_another_host(conn):
+def test_printed_forms_match_with_another_host(lexicon):
     """The host a printed form names is left out of what explain matches."""
-    matches = explain(conn, "Error: getaddrinfo ENOTFOUND some.other.host")
+    matches = explain(lexicon, "Error: getaddrinfo ENOTFOUND some.other.host")
     assert matches[0]["id"] == "resolver:EAI_NONAME" and matches[0]["score"] >= 0.9
 
 

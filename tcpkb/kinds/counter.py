@@ -26,8 +26,12 @@ def group_of(name: str) -> str | None:
 def wording_pattern(sentence: str) -> re.Pattern:
     """A `netstat -s` sentence as net-tools prints it ("N times the listen queue …") -> a regex
     that matches a printed line of it, with any number where the N is."""
-    parts = [re.escape(p) for p in _NUMBER_WORD.split(sentence)]
-    return re.compile(r"\d+".join(parts), re.I)
+    return re.compile(wording_source(sentence))
+
+
+def wording_source(sentence: str) -> str:
+    """wording_pattern's text, its flag inline (explain compiles it through tcpkb.patterns)."""
+    return "(?i)" + r"\d+".join(re.escape(p) for p in _NUMBER_WORD.split(sentence))
 
 
 def netstat_key(sentence: str) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 from ..kinds.base import fact_text, kernels_text
 from ..query.lookup import Found
+from . import explained as explaining
 from . import text as typeset
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from .style import accent, bold, dim, style, unstyled  # noqa: F401  (the faces style through output)
 
 
 def _is_terminal(stream) -> bool:
@@ -40,7 +39,7 @@ def echo(line: str = "", err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     colour, width = layout(err)
     if not colour:
-        line = _ANSI.sub("", line)
+        line = unstyled(line)
     if width is not None and "\n" not in line:
         line = "\n".join(typeset.fit(line, width))
     stream.write(line + "\n")
@@ -50,22 +49,6 @@ def markdown_lines(markdown: str, indent: str = "  ") -> list[str]:
     """A note's markdown laid out for stdout (tcpkb.present.text has the contract)."""
     colour, width = layout()
     return typeset.render(markdown, indent, styled=colour, width=width)
-
-
-def style(text: str, *codes: str) -> str:
-    return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
-
-
-def bold(text: str) -> str:
-    return style(text, "1")
-
-
-def dim(text: str) -> str:
-    return style(text, "2")
-
-
-def accent(text: str) -> str:
-    return style(text, "1", "36")  # bold cyan
 
 
 def print_json(data) -> None:
@@ -273,22 +256,6 @@ def print_diff(report: dict) -> None:
                 if report["not_compared"] else "")))
 
 
-def _items(markdown: str, most: int | None = None) -> list[str]:
-    """The items of a note's top-level list, each whole (its wrapped source lines and nested
-    items joined); a section with no list gives its paragraphs instead."""
-    found = typeset.blocks(markdown)
-    items: list[str] = []
-    listed = any(kind == "item" and not prefix.startswith(" ") for kind, prefix, _ in found)
-    for kind, prefix, body in found:
-        if kind == "item" and not prefix.startswith(" "):
-            items.append(body)
-        elif kind in ("item", "para", "code") and items and (listed or kind == "code"):
-            items[-1] += " " + " ".join(body.split())  # nested under the item before
-        elif kind == "para" and not listed:
-            items.append(body)
-    return items[:most] if most else items
-
-
 def _print_items(items: list[str], numbered: bool) -> None:
     colour, width = layout()
     for i, item in enumerate(items, 1):
@@ -301,29 +268,27 @@ def _print_items(items: list[str], numbered: bool) -> None:
 
 
 def print_explained(matches: list[dict]) -> None:
-    best, rest = matches[0], matches[1:]
-    for m in [best] + [r for r in rest if r["score"] >= 0.6]:
-        low = "" if m.get("confident", True) else "  " + style("(low confidence: a guess, not an answer)", "33")
-        echo(f"{accent(m['id'])}  {bold(m['title'])}  {dim('confidence')} {m['score']:.2f}{low}")
-        for ev in m["evidence"][:4]:
-            echo(f"  {dim('matched')} {style(repr(ev['text']), '33')} {dim('→')} {ev['detail']}")
-        if m["deadline"]:
-            echo("  " + style("the deadline was the application's own, not the kernel's", "33"))
-        echo(f"  {m['summary']}")
-        sections = m["sections"]
-        causes = _items(sections.get("causes") or sections.get("when-it-piles-up")
-                        or sections.get("traps") or "", most=3)
-        if causes:
-            echo(f"  {dim('top causes')}")
-            _print_items(causes, numbered=True)
-        steps = _items(sections.get("what-to-do") or "")  # every piece of advice, whole
-        if steps:
-            echo(f"  {dim('what to do')}")
-            _print_items(steps, numbered=False)
-        echo()
-    others = [r for r in rest if r["score"] < 0.6]
+    """explain's matches, each with its entry's card (tcpkb.present.explained has the layout)."""
+    whole, others = explaining.shown(matches)
+    for m in whole:
+        for line in explaining.head_lines(m):
+            echo(line)
+        print_card(m["summary"], m["sections"])
     if others:
-        echo(dim("also possible: " + ", ".join(f"{r['id']} ({r['score']:.2f})" for r in others)))
+        echo(explaining.others_line(others))
+
+
+def print_card(summary: str, sections: dict[str, str]) -> None:
+    """An entry's summary, top causes and every piece of advice, then a blank line."""
+    summary, causes, steps = explaining.card_parts(summary, sections)
+    echo(f"  {summary}")
+    if causes:
+        echo(f"  {dim('top causes')}")
+        _print_items(causes, numbered=True)
+    if steps:
+        echo(f"  {dim('what to do')}")
+        _print_items(steps, numbered=False)
+    echo()
 
 
 # Search hits: marked by the query with these (no text holds them), then shown in colour on a

@@ -1,19 +1,18 @@
 """Pasted error text -> the entries it means, ranked, each with the evidence that matched.
 
-Rules over the database, not a table in the code: the messages people paste
-(the notes' `seen_as`, glibc's messages and their translations, musl's), the
-names of entries (ECONNRESET, SIGPIPE, CLOSE-WAIT, tcp_mem), and errno numbers
-read in their context ([Errno 54] with "Connection reset by peer" is BSD's
-ECONNRESET, not Linux's EXFULL). Standard library only: it runs as a whole
-process per pasted line, so it starts like a lookup.
+Rules over the database's lexicon (tcpkb.query.lexicon), not a table in the code: the
+messages people paste (the notes' `seen_as`, glibc's messages and their translations, musl's),
+the names of entries (ECONNRESET, SIGPIPE, CLOSE-WAIT, tcp_mem), and errno numbers read in their
+context ([Errno 54] with "Connection reset by peer" is BSD's ECONNRESET, not Linux's EXFULL).
+It imports neither sqlite3 nor re: it runs as a whole process per pasted line, from the explain
+index, so it starts like a lookup (patterns through tcpkb.patterns).
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-
 from ..clauses import weight
+from ..patterns import Lazy as _Lazy
+from ..patterns import compiled
 
 MAX_TEXT = 200_000  # characters; a pasted log, not a disk image
 THRESHOLD = 0.3  # below this an entry is not named at all
@@ -24,29 +23,13 @@ CONFIDENT = 0.5
 _AS_SPACE = {ord("\n"): " ", ord("\r"): " ", ord("\t"): " "}  # same length: spans stay the text's
 
 
-class _Lazy:
-    """A regular expression compiled on first use. explain runs as a whole process per pasted line,
-    and most of its patterns are skipped for a given text (each guarded by a literal it needs), so
-    compiling them all at import would cost more than the matching."""
-
-    __slots__ = ("args", "compiled")
-
-    def __init__(self, *args):
-        self.args, self.compiled = args, None
-
-    def __getattr__(self, name: str):
-        if self.compiled is None:
-            self.compiled = re.compile(*self.args)
-        return getattr(self.compiled, name)
-
-
 # Erlang and Elixir spell them as atoms: Elixir's :econnreset, and inside Erlang's tuples
 # ({inet_error,econnreset}, {error, econnrefused}) an atom after the brace or a comma
-_NAME = re.compile(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
+_NAME = _Lazy(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
                    r"|(?:(?<=:)|(?<=[{,])|(?<=[{,] ))(e[a-z]{4,})\b")
 _STATE_WORDS = (r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
                 r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
-_STATE = re.compile(_STATE_WORDS)
+_STATE = _Lazy(_STATE_WORDS)
 _STATE_COUNT = _Lazy(r"(?m)^[ \t]*(\d+)[ \t]+" + _STATE_WORDS + r"[ \t]*$"
                 r"|^[ \t]*" + _STATE_WORDS + r"[ \t]*[:=]?[ \t]*(\d+)[ \t]*$")
 _SS_SUMMARY = _Lazy(r"\b(timewait|synrecv|closed|orphaned) (\d+)")  # `ss -s`: "timewait 30001"
@@ -64,17 +47,17 @@ _NUMBERS = [  # (pattern, what it is, platform, literals one of which the lowere
      ".NET's ErrorCode N", "windows", ("errorcode",)),
     (_Lazy(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows",
      ("error",)),
-    (_Lazy(r"\b(?:error|code)\s*[:=]\s*(-?\d+)\b", re.I), "error code N", None, ("error", "code")),
+    (_Lazy(r"(?i)\b(?:error|code)\s*[:=]\s*(-?\d+)\b"), "error code N", None, ("error", "code")),
     # MySQL's and MariaDB's CR_CONNECTION_ERROR (2002) and CR_CONN_HOST_ERROR (2003) end with the OS
     # errno: "through socket '/run/mysqld/mysqld.sock' (2)" is ENOENT, "(111)" ECONNREFUSED
     (_Lazy(r"Can't connect to (?:local )?(?:MySQL|MariaDB) server[^\n]*?\((\d{1,5})\)"),
      "MySQL's (errno) after Can't connect", None, ("can't connect to",)),
-    (_Lazy(r"\((\d{2,5})\)\s*$", re.M), "(N) at the end of a line", None, (")",)),
+    (_Lazy(r"(?m)\((\d{2,5})\)\s*$"), "(N) at the end of a line", None, (")",)),
 ]
 # Where a process on macOS or FreeBSD printed the text: its errno numbers are the BSD ones.
 _BSD_HINT = _Lazy(r"/Users/|/opt/homebrew|/Library/|\.framework/|\b(?:[Dd]arwin|macOS|Mac OS X|FreeBSD|OpenBSD)\b")
-_EXIT = _Lazy(r"\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
-              r"\s*[:=]?\s*(1[2-5]\d)\b", re.I)  # `make: *** [x] Error 141`, `exit 141`, `status=141`
+_EXIT = _Lazy(r"(?i)\b(?:exit (?:status|code)|exited with(?: code)?|returned|\] Error|exit|rc|status|exit_code)"
+              r"\s*[:=]?\s*(1[2-5]\d)\b")  # `make: *** [x] Error 141`, `exit 141`, `status=141`
 # `echo "${PIPESTATUS[0]}"` or `echo $?`, and the status on a line below it; `echo ${PIPESTATUS[@]}`
 # prints one status per stage of the pipeline ("141 0": the first stage died of SIGPIPE)
 _STATUS_ECHO = _Lazy(r"(?:PIPESTATUS|\$\?)[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*(?:\d{1,3}[ \t]+)*?(1[2-5]\d)"
@@ -84,13 +67,12 @@ _SIGNAL_NUMBER = _Lazy(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exi
                        r" signal:? (\d{1,2})\b|\bsignal (\d{1,2})\b(?! *(?:handler|mask))")
 # Words that put a general errno on a socket, a pipe, a descriptor or non-blocking I/O ("connect: …",
 # "read: …", BlockingIOError)
-_NETWORK_WORDS = _Lazy(r"sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
-                       r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b",
-                       re.I)
+_NETWORK_WORDS = _Lazy(r"(?i)sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
+                       r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b")
 # A process the kernel or a supervisor killed: its memory is not an errno a call returned.
 # A kill is SIGKILL's entry: its note says what the kernel does to the process's connections.
-_KILLED = _Lazy(r"\bKilled process \d+|\boom[-_ ]?kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
-                r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b", re.I)
+_KILLED = _Lazy(r"(?i)\bKilled process \d+|\boom[-_ ]?kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
+                r"\bSIGKILL\b|\b(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[:= ]\s*137\b")
 # A shell's job report: "bash: line 1:  4821 Broken pipe    yes" names the signal by its description.
 # bash's job notice after `kill %1` prints the job number instead: "[1]+  Terminated    ./server"
 _JOB = _Lazy(r"(?:^|\n)[^\n]*?(?:\b\d+|\[\d+\][+-]?) +([A-Z][a-z]+(?: [a-z]+)*?) {2,}\S")
@@ -100,9 +82,14 @@ def _state_counts(text: str) -> dict[str, int]:
     """States a listing counts: `sort | uniq -c` ("  1200 TIME_WAIT") or "TIME_WAIT 1200" / ": 1200"."""
     counts: dict[str, int] = {}
     for m in _STATE_COUNT.finditer(text):
-        key = re.sub(r"[-_]", "", (m.group(2) or m.group(3)).upper())
+        key = _bare((m.group(2) or m.group(3)).upper())
         counts[key] = counts.get(key, 0) + int(m.group(1) or m.group(4))
     return counts
+
+
+def _bare(state: str) -> str:
+    """A state as the lexicon keys it: CLOSE-WAIT, CLOSE_WAIT -> CLOSEWAIT."""
+    return state.replace("-", "").replace("_", "")
 
 
 def _alone_on_line(text: str, at: int, word: str) -> bool:
@@ -173,19 +160,17 @@ def _add(found: dict, entry_id: str, score: float, evidence: dict) -> None:
     item["evidence"].append(evidence)
 
 
-def _messages(conn: sqlite3.Connection, text: str, lowered: str, found: dict) -> dict[str, float]:
+def _messages(lexicon: dict, text: str, lowered: str, found: dict) -> dict[str, float]:
     """Every message whose literal fragments appear in the text; returns entry -> best score."""
-    import json
-
     pasted_numbers = _context_numbers(text, lowered)
     best: dict[str, float] = {}
     hits_all: list[tuple[str, list[int], float, dict]] = []
-    # the error itself comes last ("...: Connection refused"): without it, no match; SQLite
-    # finds those few messages, so only they are parsed
-    for entry_id, message, source, deadline, fragments, reason, confidence in conn.execute(
-            "select entry_id, text, source, deadline, fragments, reason, confidence from messages "
-            "where last is not null and instr(?, last) > 0", (lowered,)):
-        frags = json.loads(fragments)
+    # the error itself comes last ("...: Connection refused"): without it, no match
+    rows = lexicon["message_rows"]
+    for i, last in enumerate(lexicon["message_lasts"]):
+        if last not in lowered:
+            continue
+        entry_id, message, source, deadline, frags, reason, confidence = rows[i]
         hits = _find_in_order(lowered, [f for f, _ in frags])
         if hits[-1][0] < 0:
             continue
@@ -252,106 +237,120 @@ def _source(source: str) -> str:
     return {"glibc": "glibc's strerror", "musl": "musl's strerror"}.get(source, source)
 
 
-def _names(conn: sqlite3.Connection, text: str, found: dict) -> None:
+def _names(lexicon: dict, text: str, found: dict) -> None:
     for m in _NAME.finditer(text):
         name = (m.group(1) or m.group(2)).upper()
-        row = conn.execute(
-            "select e.id from entries e where e.kind in ('errno', 'signal') and e.name = ?1 union all "
-            "select a.entry_id from aliases a join entries e on e.id = a.entry_id "
-            "where e.kind in ('errno', 'signal') and a.alias = ?1 limit 1",
-            (name.removeprefix("WSA") if name.startswith("WSAE") else name,)).fetchone()
-        if row:
-            _add(found, row[0], 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
-                                               detail=f"{m.group(0)} names {row[0]}"))  # an atom as written
-    states: dict[str, list[re.Match]] = {}
+        entry_id = lexicon["names"].get(name.removeprefix("WSA") if name.startswith("WSAE") else name)
+        if entry_id:
+            _add(found, entry_id, 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
+                                                 detail=f"{m.group(0)} names {entry_id}"))  # an atom as written
+    _states(lexicon, text, found)
+    _signal_jobs(lexicon, text, found)
+    sysctl_words = ("tcp", "ip", "nf_conntrack", "somaxconn")
+    for m in _SYSCTL.finditer(text) if any(w in text for w in sysctl_words) else ():
+        word = m.group(1)
+        entry_id = lexicon["sysctls"].get(word)
+        if entry_id:
+            _add(found, entry_id, 0.7, Evidence(rule="sysctl", span=[m.start(), m.end()], text=word,
+                                                detail=f"names the knob {entry_id.split(':', 1)[1]}"))
+
+
+def _states(lexicon: dict, text: str, found: dict) -> None:
+    states: dict[str, list] = {}
     for m in _STATE.finditer(text):
-        key = re.sub(r"[-_]", "", m.group(1).upper())
-        states.setdefault(key, []).append(m)
+        states.setdefault(_bare(m.group(1).upper()), []).append(m)
     counts = _state_counts(text) if states else {}
     most = max(counts.values(), default=0)
     for key, matches in states.items():
-        row = conn.execute(
-            "select id from states where replace(replace(name, '_', ''), '-', '') = ?1 "
-            "or replace(coalesce(ss, ''), '-', '') = ?1 or replace(coalesce(rfc, ''), '-', '') = ?1 "
-            "or (?1 = 'ESTAB' and name = 'ESTABLISHED') limit 1", (key,)).fetchone()
-        if not row:
+        entry_id = lexicon["states"].get(key)
+        if not entry_id:
             continue
         # An ss table is full of ESTAB and LISTEN; only the states that pile up mean trouble.
-        common = row[0] in ("state:ESTABLISHED", "state:LISTEN")
+        common = entry_id in ("state:ESTABLISHED", "state:LISTEN")
         m = matches[0]
         if key in counts:  # a listing with counts (uniq -c, "TIME_WAIT 1200"): the largest pile first
             score = 0.2 if common else 0.5 + 0.4 * counts[key] / most
-            detail = f"{counts[key]} socket(s) in {row[0].split(':')[1]}, as the listing counts them"
+            detail = f"{counts[key]} socket(s) in {entry_id.split(':')[1]}, as the listing counts them"
         else:
             score = 0.2 if common else min(0.9, 0.5 + 0.04 * len(matches))
-            detail = f"{len(matches)} socket(s) in {row[0].split(':')[1]}"
-        _add(found, row[0], score, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(1),
-                                            detail=detail))
+            detail = f"{len(matches)} socket(s) in {entry_id.split(':')[1]}"
+        _add(found, entry_id, score, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(1),
+                                              detail=detail))
     for m in _SS_SUMMARY.finditer(text) if "timewait " in text or "synrecv " in text else ():
         state = {"timewait": "state:TIME_WAIT", "synrecv": "state:SYN_RECV"}.get(m.group(1))
         count = int(m.group(2))
         if state and count >= 100:  # a summary line counts them; a pile is what matters
             _add(found, state, 0.75, Evidence(rule="state", span=[m.start(), m.end()], text=m.group(0),
                                               detail=f"ss -s counts {count} sockets in {state[6:]}"))
+
+
+def _signal_jobs(lexicon: dict, text: str, found: dict) -> None:
     for m in _JOB.finditer(text) if "  " in text else ():
-        row = conn.execute("select id from entries where kind = 'signal' and title = ?",
-                           (m.group(1),)).fetchone()
-        if row:
-            _add(found, row[0], 0.8, Evidence(
+        entry_id = lexicon["signal_titles"].get(m.group(1))
+        if entry_id:
+            _add(found, entry_id, 0.8, Evidence(
                 rule="name", span=[m.start(1), m.end(1)], text=m.group(1),
-                detail=f"a shell reports a job killed by {row[0].split(':')[1]} as {m.group(1)!r}"))
-    sysctl_words = ("tcp", "ip", "nf_conntrack", "somaxconn")
-    for m in _SYSCTL.finditer(text) if any(w in text for w in sysctl_words) else ():
-        word = m.group(1)
-        row = conn.execute(
-            "select id from sysctls where name = ?1 or substr(name, -length(?1) - 1) = '.' || ?1 "
-            "order by substr(name, 1, 9) != 'net.ipv4.' limit 1", (word,)).fetchone()
-        if row:
-            _add(found, row[0], 0.7, Evidence(rule="sysctl", span=[m.start(), m.end()], text=word,
-                                              detail=f"names the knob {row[0].split(':', 1)[1]}"))
+                detail=f"a shell reports a job killed by {entry_id.split(':')[1]} as {m.group(1)!r}"))
 
 
 _COUNTER = _Lazy(r"\b((?:TcpExt|IpExt|MPTcpExt|IcmpMsg|Icmp|UdpLite|Udp|Tcp|Ip)[A-Z][A-Za-z0-9]*)\b")
 _FIELD_LINE = _Lazy(r"(?m)^[ \t]*([A-Z][A-Za-z0-9]+): (\d+)[ \t]*$")  # netstat -s without a sentence
 _NSTAT_VALUE = _Lazy(r"[ \t]+(\d+)")  # nstat: the name, then its value on the line
 _REASON = _Lazy(r"\b(SKB_DROP_REASON_|SK_RST_REASON_|reason[:=]? ?\(?)([A-Z][A-Z0-9_]{2,})\b")
-_DROP_CONTEXT = _Lazy(r"kfree_skb|drop|dropwatch|pwru|retis", re.I)
-_RST_CONTEXT = _Lazy(r"tcp_send_reset|\breset\b|\brst\b", re.I)
+_DROP_CONTEXT = _Lazy(r"(?i)kfree_skb|drop|dropwatch|pwru|retis")
+_RST_CONTEXT = _Lazy(r"(?i)tcp_send_reset|\breset\b|\brst\b")
+_DIGITS = _Lazy(r"(\d+)")
 
 
-def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
+def _without_type_number(name: str, prefix: str) -> str:
+    """IcmpMsgInType3 -> IcmpMsgInType: one entry stands for every ICMP type's counter."""
+    for direction in ("In", "Out"):
+        head = f"{prefix}{direction}Type"
+        if name.startswith(head) and name[len(head):].isdigit():
+            return head
+    return name
+
+
+def _kernel_words(lexicon: dict, text: str, found: dict) -> None:
     """The kernel's own words: nstat names, netstat -s lines, and the reasons its tracepoints
     (and dropwatch, pwru, retis) print for a drop or a reset."""
     for m in _COUNTER.finditer(text) if any(g in text for g in ("Tcp", "Ip", "Udp", "Icmp")) else ():
-        name = re.sub(r"^(IcmpMsg(?:In|Out)Type)\d+$", r"\1", m.group(1))
-        row = conn.execute("select id from entries where kind = 'counter' and name = ?", (name,)).fetchone()
-        if row:
-            _add(found, row[0], 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(1),
-                                              detail=f"nstat's name for {row[0]}"))
-            _counted(found, row[0], _NSTAT_VALUE.match(text, m.end()))
+        entry_id = lexicon["counter_names"].get(_without_type_number(m.group(1), "IcmpMsg"))
+        if entry_id:
+            _add(found, entry_id, 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(1),
+                                                detail=f"nstat's name for {entry_id}"))
+            _counted(found, entry_id, _NSTAT_VALUE.match(text, m.end()))
+    _netstat_lines(lexicon, text, found)
+    _reasons(lexicon, text, found)
+
+
+def _netstat_lines(lexicon: dict, text: str, found: dict) -> None:
+    """netstat -s: its sentences ("5 times the listen queue of a socket overflowed"), and bare
+    "Field: N" lines; where groups share a sentence or field, the likelier group answers."""
     spans: set[tuple[int, int]] = set()
-    # only the sentences whose longest literal part the text holds (SQL finds them) get a regex
-    rows = conn.execute("select id, netstat from counters where netstat_key is not null "
-                        "and instr(?, netstat_key) > 0", (text.lower(),)).fetchall()
-    if rows or _FIELD_LINE.search(text):
-        from ..kinds.counter import PREFERRED, group_of, wording_pattern
-    for entry_id, sentence in sorted(rows, key=lambda r: PREFERRED.index(group_of(r[0][8:]))):
-        for m in wording_pattern(sentence).finditer(text):
+    lowered = text.lower()
+    # only the sentences whose longest literal part the text holds get a regex
+    rows = [row for row in lexicon["netstat"] if row[2] in lowered]
+    rank = lexicon["counter_rank"]
+    for entry_id, sentence, _, source in sorted(rows, key=lambda r: rank[r[0]]):
+        for m in compiled(source).finditer(text):
             if (m.start(), m.end()) in spans:
                 continue  # Udp and UdpLite print the same sentence: the likelier group answers
             spans.add((m.start(), m.end()))
             _add(found, entry_id, 0.9, Evidence(rule="counter", span=[m.start(), m.end()], text=m.group(0),
                                                 detail=f"netstat -s prints {entry_id} as {sentence!r}"))
-            _counted(found, entry_id, re.search(r"(\d+)", m.group(0)))
+            _counted(found, entry_id, _DIGITS.search(m.group(0)))
     for m in _FIELD_LINE.finditer(text):
-        field = re.sub(r"^((?:In|Out)Type)\d+$", r"\1", m.group(1))
-        ids = [r[0] for r in conn.execute("select id from counters where field = ?", (field,))]
+        ids = lexicon["fields"].get(_without_type_number(m.group(1), ""))
         if ids:
-            entry_id = min(ids, key=lambda i: PREFERRED.index(group_of(i[8:])))
+            entry_id = min(ids, key=rank.__getitem__)
             _add(found, entry_id, 0.85, Evidence(rule="counter", span=[m.start(1), m.end(2)],
                                                  text=m.group(0).strip(),
                                                  detail=f"netstat -s prints {entry_id} by its field name"))
             found[entry_id].setdefault("counts", []).append(int(m.group(2)))
+
+
+def _reasons(lexicon: dict, text: str, found: dict) -> None:
     for m in _REASON.finditer(text) if "reason" in text or "REASON" in text else ():
         end = text.find("\n", m.end())
         line = text[text.rfind("\n", 0, m.start()) + 1:end if end >= 0 else len(text)]
@@ -359,20 +358,20 @@ def _kernel_words(conn: sqlite3.Connection, text: str, found: dict) -> None:
             else ["rst", "drop"] if _RST_CONTEXT.search(line) and not _DROP_CONTEXT.search(line) \
             else ["drop", "rst"]
         for rank, kind in enumerate(kinds):
-            row = conn.execute("select id from entries where kind = ? and name = ?", (kind, m.group(2))).fetchone()
-            if row:
-                _add(found, row[0], 0.9 - 0.3 * rank, Evidence(
+            entry_id = lexicon["reasons"].get(f"{kind}:{m.group(2)}")
+            if entry_id:
+                _add(found, entry_id, 0.9 - 0.3 * rank, Evidence(
                     rule="reason", span=[m.start(2), m.end(2)], text=m.group(2),
                     detail=f"the kernel's {'drop' if kind == 'drop' else 'reset'} reason {m.group(2)}"))
                 break
 
 
-def _counted(found: dict, entry_id: str, m: re.Match | None) -> None:
+def _counted(found: dict, entry_id: str, m) -> None:
     if m:
         found[entry_id].setdefault("counts", []).append(int(m.group(1)))
 
 
-def _counters_by_count(conn: sqlite3.Connection, found: dict) -> None:
+def _counters_by_count(lexicon: dict, found: dict) -> None:
     """Several counters printed with their values (netstat -s, nstat): the largest names what
     happened most and ranks first; at equal values the narrower counter (ListenOverflows) ranks above
     the one that includes it (ListenDrops counts every overflow too): it names the cause."""
@@ -380,7 +379,7 @@ def _counters_by_count(conn: sqlite3.Connection, found: dict) -> None:
     if len(counted) < 2:
         return
     most = max(counted.values())
-    includes = conn.execute("select entry_id, counter_id from counter_includes").fetchall()
+    includes = lexicon["includes"]
     for entry_id, count in counted.items():
         # the largest keeps its score; any smaller one stays visibly below it, however close
         factor = 1.0 if count == most else min(0.5 + 0.4 * count / most, 0.88) / 0.9
@@ -391,20 +390,16 @@ def _counters_by_count(conn: sqlite3.Connection, found: dict) -> None:
                           for s, e in zip(item["scores"], item["evidence"])]
 
 
-def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
+def _vocabulary(lexicon: dict, text: str, found: dict) -> None:
     """Vendors' codes where their formats put them (data/vocab/): Chromium's ERR_*, Envoy's
     flags and reset reasons, HAProxy's termination states, Erlang's {error, Reason} …"""
-    import json
-
-    for vocabulary, pattern, what, split, needs in conn.execute(
-            "select vocabulary, pattern, what, split, needs from vocab_forms"):
-        if needs != "[]" and not any(n in text for n in json.loads(needs)):
+    for vocabulary, pattern, what, split, needs in lexicon["vocab_forms"]:
+        if needs and not any(n in text for n in needs):
             continue  # none of the literals the form needs: no regex to compile
-        for m in re.finditer(pattern, text):
+        for m in compiled(pattern).finditer(text):
             start = m.start("term")
             for term in (m.group("term").split(split) if split else [m.group("term")]):
-                row = conn.execute("select entry_id, reason, source, confidence, deadline from vocab_terms "
-                                   "where term = ? and vocabulary = ?", (term, vocabulary)).fetchone()
+                row = lexicon["vocab_terms"].get(f"{vocabulary}\t{term}")
                 at = text.find(term, start)
                 if row:
                     entry_id, reason, source, confidence, deadline = row
@@ -414,10 +409,10 @@ def _vocabulary(conn: sqlite3.Connection, text: str, found: dict) -> None:
                 start = at + len(term)
 
 
-def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
+def _numbers(lexicon: dict, text: str, found: dict, by_message: dict[str, float]) -> None:
     """An errno number read where it stands, and on the platform the message points to."""
     done: set[int] = set()
-    socket = {r[0] for r in conn.execute("select id from errno where socket")}
+    socket = lexicon["socket_errnos"]
     forms = _number_forms(text, text.lower())
     bsd = bool(forms) and bool(_BSD_HINT.search(text))
     for pattern, what, platform in forms:
@@ -425,20 +420,19 @@ def _numbers(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[
             if m.group(1) is None or m.start(1) in done:
                 continue
             done.add(m.start(1))
-            _number(conn, m, what, platform, found, by_message, socket, bsd)
-    _statuses(conn, text, found)
+            _number(lexicon, m, what, platform, found, by_message, socket, bsd)
+    _statuses(lexicon, text, found)
 
 
-def _number(conn: sqlite3.Connection, m: re.Match, what: str, platform: str | None, found: dict,
-            by_message: dict[str, float], socket: set[str], bsd: bool) -> None:
+def _number(lexicon: dict, m, what: str, platform: str | None, found: dict,
+            by_message: dict[str, float], socket: dict[str, None], bsd: bool) -> None:
     number = int(m.group(1))
     if abs(number) > 1 << 31:
         return  # no platform's errno; and SQLite could not even take it as a parameter
-    rows = conn.execute("select entry_id, platform from errno_numbers where number = ?", (number,)).fetchall()
+    numbers = lexicon["errno_numbers"]
+    rows = numbers.get(number, [])
     if number < 0:  # -errno from a system call, or a libuv code on Windows
-        rows = [r for r in rows if r[1] == "libuv"] or conn.execute(
-            "select entry_id, platform from errno_numbers where number = ? and platform = 'linux'",
-            (-number,)).fetchall()
+        rows = [r for r in rows if r[1] == "libuv"] or [r for r in numbers.get(-number, []) if r[1] == "linux"]
     platforms: dict[str, list[str]] = {}
     for entry_id, where in rows:
         platforms.setdefault(entry_id, []).append(where)
@@ -471,15 +465,14 @@ def _number(conn: sqlite3.Connection, m: re.Match, what: str, platform: str | No
                    f"{entry_id.split(':')[1]} on {default}"))
 
 
-def _statuses(conn: sqlite3.Connection, text: str, found: dict) -> None:
+def _statuses(lexicon: dict, text: str, found: dict) -> None:
     """A process killed by a signal: a shell's exit status 128 + N, or the signal's number."""
-    def signal(number: int, m: re.Match, group: int, score: float, detail: str) -> None:
-        row = conn.execute("select entry_id from signal_numbers where platform = 'linux' and number = ?",
-                           (number,)).fetchone()
-        if row:
-            _add(found, row[0], score, Evidence(rule="exit status" if "exit" in detail else "signal",
-                                                span=[m.start(group), m.end(group)], text=m.group(group),
-                                                detail=detail.format(name=row[0].split(':')[1])))
+    def signal(number: int, m, group: int, score: float, detail: str) -> None:
+        entry_id = lexicon["signal_numbers"].get(number)
+        if entry_id:
+            _add(found, entry_id, score, Evidence(rule="exit status" if "exit" in detail else "signal",
+                                                  span=[m.start(group), m.end(group)], text=m.group(group),
+                                                  detail=detail.format(name=entry_id.split(':')[1])))
     statuses = [*_EXIT.finditer(text)] if any(f"1{d}" in text for d in "2345") else []
     if "PIPESTATUS" in text or "$?" in text:
         statuses += _STATUS_ECHO.finditer(text)
@@ -498,11 +491,10 @@ _GAI_NUMBER = _Lazy(r"\[Errno (-?\d{1,6})\]|\berrno[:=]? ?(-3\d{3})\b")  # longe
 _GAI_NAME = _Lazy(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
 
 
-def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict[str, float]) -> None:
+def _resolver(lexicon: dict, text: str, found: dict, by_message: dict[str, float]) -> None:
     for m in _GAI_NUMBER.finditer(text):
         number = int(m.group(1) or m.group(2))
-        rows = conn.execute("select entry_id, platform from resolver_numbers where number = ?",
-                            (number,)).fetchall()
+        rows = lexicon["resolver_numbers"].get(number, [])
         agreed = [r for r in rows if r[0] in by_message]
         # a bare number: glibc's when negative, libuv's at -3000 and below, Windows' from 11000;
         # a small positive one is an errno unless the message says it is macOS's EAI code
@@ -519,39 +511,36 @@ def _resolver(conn: sqlite3.Connection, text: str, found: dict, by_message: dict
         if m.group(1) in named:
             continue  # Node names the code twice (message and code:), which is one piece of evidence
         named.add(m.group(1))
-        row = conn.execute(
-            "select e.id, 1 from entries e where e.kind = 'resolver' and e.name = ?1 union all "
-            "select a.entry_id, 0 from aliases a join entries e on e.id = a.entry_id "
-            "where e.kind = 'resolver' and a.alias = ?1 limit 1", (m.group(1),)).fetchone()
+        row = lexicon["resolver_names"].get(m.group(1))
         if row:  # a program's own name for a code may stand for several (Node's ENOTFOUND): weaker
             _add(found, row[0], 0.85 if row[1] else 0.6, Evidence(
                 rule="name", span=[m.start(), m.end()], text=m.group(1), detail=f"{m.group(1)} names {row[0]}"))
 
 
-def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
-    """The entries the text means, best first: [{id, score, evidence, deadline}]."""
+def explain(lexicon: dict, text: str, limit: int = 5) -> list[dict]:
+    """The entries the text means, best first: [{id, score, evidence, deadline}]. The lexicon
+    is tcpkb.query.lexicon.read(conn), or the explain index's copy of it."""
     text = text[:MAX_TEXT]
     # Windows' French and Italian texts use ’; a long message wrapped onto several lines (Windows'
     # own pt-BR and ru texts break their lines) still matches: a line break counts as a space
     lowered = text.lower().replace("\u2019", "'").translate(_AS_SPACE)
     found: dict[str, dict] = {}
-    by_message = _messages(conn, text, lowered, found)
-    _names(conn, text, found)
-    _kernel_words(conn, text, found)
-    _counters_by_count(conn, found)
-    _vocabulary(conn, text, found)
-    _numbers(conn, text, found, by_message)
-    _resolver(conn, text, found, by_message)
+    by_message = _messages(lexicon, text, lowered, found)
+    _names(lexicon, text, found)
+    _kernel_words(lexicon, text, found)
+    _counters_by_count(lexicon, found)
+    _vocabulary(lexicon, text, found)
+    _numbers(lexicon, text, found, by_message)
+    _resolver(lexicon, text, found, by_message)
     _listen_queues(text, found)
     _killed(text, found)
     _dotnet_try_again(text, found)
-    _number_after_message(conn, text, found)
+    _number_after_message(lexicon, text, found)
     _tls_failure_after_message(text, found)
-    _general_errnos_guessed(conn, found, text)
+    _general_errnos_guessed(lexicon, found, text)
     # tcpkb explains socket failures: errno codes and signals a socket program does not meet
     # (ENOENT in a file-not-found traceback) are not named, whatever matched.
-    quiet = {r[0] for r in conn.execute(
-        "select id from errno where not socket union select id from signals where not socket")}
+    quiet = lexicon["quiet"]
     out = []
     for item in found.values():
         if item["id"] in quiet:
@@ -563,7 +552,7 @@ def explain(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
         if score >= THRESHOLD:
             evidence = sorted(item["evidence"], key=lambda e: e["span"][0])
             out.append({"id": item["id"], "score": score, "evidence": evidence, "deadline": _deadline(evidence)})
-    _errno_before_its_knobs(conn, out)
+    _errno_before_its_knobs(lexicon, out)
     for m in out:
         m["confident"] = m["score"] >= CONFIDENT
     out.sort(key=lambda m: (-m["score"], m["id"]))
@@ -577,11 +566,11 @@ def _deadline(evidence: list[dict]) -> bool:
                                or max(said, key=lambda e: len(e["text"]))["rule"] == "deadline")
 
 
-def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> None:
+def _number_after_message(lexicon: dict, text: str, found: dict) -> None:
     """A message that means one errno, then another socket errno's number later on its line
     ("reset reason: connection failure, transport failure reason: delayed connect error: 113"):
     the number is the more precise, so the words weigh less than it."""
-    socket = {r[0] for r in conn.execute("select id from errno where socket")}
+    socket = lexicon["socket_errnos"]
     numbers = [(e["span"][0], item["id"]) for item in found.values() if item["id"] in socket
                for e in item["evidence"] if e["rule"] == "number"]
     for item in found.values():
@@ -596,8 +585,8 @@ def _number_after_message(conn: sqlite3.Connection, text: str, found: dict) -> N
 
 # A TLS failure named after a generic "could not connect" ("reset reason: connection failure,
 # transport failure reason: TLS error: … CERTIFICATE_VERIFY_FAILED"): the TCP connection was made
-_TLS_FAILURE = _Lazy(r"\bTLS[ _]error\b|\bSSL routines\b|CERTIFICATE_VERIFY_FAILED|certificate verify failed"
-                     r"|\bSSL_do_handshake\b|\bhandshake failure\b", re.I)
+_TLS_FAILURE = _Lazy(r"(?i)\bTLS[ _]error\b|\bSSL routines\b|CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+                     r"|\bSSL_do_handshake\b|\bhandshake failure\b")
 
 
 def _tls_failure_after_message(text: str, found: dict) -> None:
@@ -653,15 +642,14 @@ def _listen_queues(text: str, found: dict) -> None:
                        f"{backlog}: the accept queue is full, so the kernel drops handshakes and counts ListenOverflows"))
 
 
-def _general_errnos_guessed(conn: sqlite3.Connection, found: dict, text: str) -> None:
+def _general_errnos_guessed(lexicon: dict, found: dict, text: str) -> None:
     """The general errnos (asm-generic/errno-base.h, 1 to 34: "No such file or directory",
     "Permission denied") quoted by their message alone in a text that says nothing of a socket
     (gcc's "main.c: No such file or directory", npm's "errno 1") are a guess, not an answer: kept
     under CONFIDENT. Named (EMFILE), in a socket's words or as a Windows Sockets code or message
     (WSAEACCES), they answer as any errno does."""
-    general = {r[0] for r in conn.execute(
-        "select entry_id from errno_numbers where platform = 'linux' and number <= 34")}
-    if not general & found.keys() or _NETWORK_WORDS.search(text):
+    general = lexicon["general"]
+    if not found.keys() & general.keys() or _NETWORK_WORDS.search(text):
         return
     for item in found.values():
         windows = any("Windows' message" in e["detail"] or "on windows" in e["detail"] for e in item["evidence"])
@@ -690,7 +678,7 @@ def _drop_unless_named(found: dict, entry_id: str) -> None:
         del found[entry_id]
 
 
-def _errno_before_its_knobs(conn: sqlite3.Connection, out: list[dict]) -> None:
+def _errno_before_its_knobs(lexicon: dict, out: list[dict]) -> None:
     """An errno the text names or quotes outranks the knobs its note relates to (and that relate
     to it): the knob is what to turn next, not what happened."""
     errnos = {m["id"]: m["score"] for m in out if m["id"].startswith("errno:")
@@ -700,8 +688,7 @@ def _errno_before_its_knobs(conn: sqlite3.Connection, out: list[dict]) -> None:
     for m in out:
         if m["id"].split(":")[0] not in ("sysctl", "sockopt"):
             continue
-        linked = [r[0] for r in conn.execute(
-            "select dst from links where src = ?1 union select src from links where dst = ?1", (m["id"],))]
+        linked = lexicon["links"].get(m["id"], ())
         above = [errnos[e] for e in linked if e in errnos]
         if above and m["score"] >= max(above):
             m["score"] = round(max(above) - 0.01, 3)
@@ -711,16 +698,13 @@ PUBLIC = ("id", "score", "confident", "evidence", "deadline", "title", "summary"
 NO_MATCH = "no entry matches this text with confidence: it does not look like a socket error"
 
 
-def explained(conn: sqlite3.Connection, text: str, limit: int = 5) -> list[dict]:
-    """explain()'s matches with each entry's title, summaries and sections, for the CLI and the web
-    (read directly: the whole entry, with its links and proof, is more than a match shows)."""
+def explained(lexicon: dict, text: str, limit: int = 5) -> list[dict]:
+    """explain()'s matches with each entry's title and summaries, for the CLI and the web (the
+    whole entry, with its sections, links and proof, is more than a match shows: it is read apart)."""
     out = []
-    for m in explain(conn, text, limit):
-        title, summary, summary_zh = conn.execute(
-            "select title, summary, summary_zh from entries where id = ?", (m["id"],)).fetchone()
-        sections = dict(conn.execute("select slug, markdown from sections where entry_id = ? order by position",
-                                     (m["id"],)).fetchall())
-        out.append({**m, "title": title, "summary": summary, "summary_zh": summary_zh, "sections": sections})
+    for m in explain(lexicon, text, limit):
+        title, summary, summary_zh = lexicon["entries"][m["id"]][:3]  # the index's records add the card
+        out.append({**m, "title": title, "summary": summary, "summary_zh": summary_zh})
     return out
 
 

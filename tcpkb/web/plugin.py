@@ -260,12 +260,13 @@ async def search_route(datasette, request):
 async def explain_route(datasette, request):
     """`tcpkb explain --json` over HTTP: ?text=<the error line>."""
     from ..query.explain import explained, public
+    from ..query.lexicon import of_database
 
     text = request.args.get("text", "")
     error = None if text.strip() else "give the error text as ?text="
     matches = []
     if not error:
-        matches = await datasette.get_database(DB).execute_fn(lambda conn: explained(conn, text))
+        matches = await datasette.get_database(DB).execute_fn(lambda conn: explained(of_database(conn), text))
     if request.url_vars.get("format"):
         if error:
             return await _json(400, json.dumps({"error": error}))
@@ -410,12 +411,13 @@ def prepare_connection(conn, database, datasette):
 
     def tcpkb_explain(text):
         from ..query.explain import explained, public
+        from ..query.lexicon import of_database
 
         if not text or not str(text).strip():
             return json.dumps({"matches": []})
         own = lookup.connect(path)  # a second connection: the calling one is busy with the query
         try:
-            return json.dumps(public(explained(own, str(text))), ensure_ascii=False)
+            return json.dumps(public(explained(of_database(own), str(text))), ensure_ascii=False)
         finally:
             own.close()
 
