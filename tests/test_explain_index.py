@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpkb import answer, explain_index, patterns
 from tcpkb.answer_index import db_stamp
+from tcpkb.present import json_text
 from tcpkb.query import explain as rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +68,23 @@ def test_the_stored_programs_are_what_re_compiles(dbs):
                (theirs.pattern, theirs.flags, theirs.groups, theirs.groupindex)
         for text in TEXTS[::7]:
             assert [m.span() for m in ours.finditer(text)] == [m.span() for m in theirs.finditer(text)], source
+
+
+def test_json_is_laid_out_as_json_dumps_lays_it_out(lexicon):
+    for text in TEXTS:
+        answer_ = rules.public(rules.explained(lexicon, text))
+        assert json_text.dumps(answer_) == json.dumps(answer_, ensure_ascii=False, indent=2)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_any_json_value_is_laid_out_as_json_dumps_lays_it_out(value):
+    assert json_text.dumps(value) == json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _printed(capsys, call) -> tuple[int, str, str]:
@@ -133,12 +153,14 @@ def _run(args: list[str], db: Path, stdin: str | None = None, *extra: str) -> su
                           text=True, env=env, timeout=60, cwd=str(db.parent))
 
 
-def test_a_piped_explain_imports_neither_sqlite3_nor_re_nor_json(dbs):
+@pytest.mark.parametrize("options", [[], ["--json"]], ids=["text", "json"])
+def test_a_piped_explain_imports_neither_sqlite3_nor_re_nor_json(dbs, options):
     """What makes it start like a lookup: the imports, not a timing (scripts/bench_cli.py times it)."""
     indexed, _ = dbs
     line = "curl: (7) Failed to connect to localhost port 8080: Connection refused"
-    done = _run(["explain", line], indexed, None, "-X", "importtime")
-    assert done.returncode == 0 and done.stdout.startswith("errno:ECONNREFUSED")
+    done = _run(["explain", *options, line], indexed, None, "-X", "importtime")
+    first = json.loads(done.stdout)["matches"][0]["id"] if options else done.stdout.split()[0]
+    assert done.returncode == 0 and first == "errno:ECONNREFUSED"
     imported = {row.split("|")[-1].strip() for row in done.stderr.splitlines() if row.startswith("import time:")}
     assert "tcpkb.explain_index" in imported
     assert not imported & {"sqlite3", "re", "json", "_sqlite3"}, imported & {"sqlite3", "re", "json"}
