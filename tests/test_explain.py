@@ -10,7 +10,6 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from tcpkb.query import lookup
 from tcpkb.cli import app
 from tcpkb.query.explain import explain
 from tcpkb.main import plain_explain

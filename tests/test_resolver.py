@@ -14,7 +14,6 @@ import pytest
 
 from tcpkb import sources
 from tcpkb.kinds import KINDS
-from tcpkb.query import lookup
 from tcpkb.query.explain import explain
 from tcpkb.verify import dns
 
