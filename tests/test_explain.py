@@ -35,7 +35,7 @@ def test_the_eval_set_is_large_varied_and_labelled_with_real_ids(lookup_conn):
 
 
 def test_top1_accuracy_on_the_eval_set(lexicon):
-    """The figure reported in the issue note: at least 95% of the lines name the right entry first."""
+    """The figure reported in the issue note: at least 98% of the lines name the right entry first."""
     positives = [e for e in EVAL if e["expect"]]
     misses = [(e["ecosystem"], e["text"][:80], e["expect"], top(lexicon, e["text"])) for e in positives
               if top(lexicon, e["text"]) != e["expect"]]
@@ -43,13 +43,16 @@ def test_top1_accuracy_on_the_eval_set(lexicon):
     print(f"\ntop-1 {accuracy:.1%} on {len(positives)} lines; misses: {len(misses)}")
     for miss in misses:
         print("  ", miss)
-    assert accuracy >= 0.95, misses
+    assert accuracy >= 0.98, misses
 
 
 def test_text_that_is_not_a_socket_error_matches_nothing(lexicon):
     negatives = [e for e in EVAL if e["expect"] is None]
     wrong = [(e["text"][:80], top(lexicon, e["text"])) for e in negatives if top(lexicon, e["text"])]
     assert len(wrong) <= len(negatives) // 10, wrong
+    # the contract (tests/explain_eval.md): at most 1 negative in 50 gets a confident answer
+    confident = [e["text"][:80] for e in negatives if any(m["confident"] for m in explain(lexicon, e["text"]))]
+    assert len(confident) <= len(negatives) // 50, confident
 
 
 def test_every_piece_of_evidence_points_at_the_text_it_quotes(lexicon):

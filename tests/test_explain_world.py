@@ -517,3 +517,46 @@ def test_windows_texts_each_cite_a_thread():
                                   "errno=-99999999999999999999999", "signal 99", '"GET" 503 UF,,URX x', "{error,}"])
 def test_numbers_and_codes_out_of_any_range_match_nothing(lexicon, text):
     assert explain(lexicon, text) == []
+
+
+# Families found by the third collection's blind scoring (tests/explain_eval.md), each with a line
+# of its own from elsewhere than that collection.
+THIRD = [
+    # a Windows sentence ends in its own full stop, inside a quote: not someone's quoted sentence
+    ('rpc error: code = Unavailable desc = "transport: Error while dialing dial tcp 10.1.1.1:50051: connectex: '
+     'No connection could be made because the target machine actively refused it."', "errno:ECONNREFUSED"),
+    # Python's gaierror on macOS: the number is getaddrinfo's (EAI_AGAIN is 2 there), never errno 2 (ENOENT)
+    ("socket.gaierror: [Errno 2] temporary failure in name resolution", "resolver:EAI_AGAIN"),
+    ("Feb 02 10:11:12 rabbit@mq1 [error] acceptor suspended for 100 ms after 500 emfile errors", "errno:EMFILE"),
+    # curl's own Windows texts (lib/strerror.c), as git for Windows prints them
+    ("fatal: unable to access 'https://example.org/repo.git/': Failed to connect to example.org port 443 after "
+     "21052 ms: Timed out", "errno:ETIMEDOUT"),
+    ("error: RPC failed; curl 56 Recv failure: Connection was reset", "errno:ECONNRESET"),
+    ("fatal: unable to access 'https://example.org/r.git/': OpenSSL SSL_read: Connection was reset, errno 10054",
+     "errno:ECONNRESET"),
+    # Firefox's error pages (appstrings.properties)
+    ("The connection has timed out\n\nThe server at intranet.example is taking too long to respond.",
+     "errno:ETIMEDOUT"),
+    ("Unable to connect\n\nFirefox can’t establish a connection to the server at localhost:8080.", "errno:ECONNREFUSED"),
+    ("2023-01-01 00:00:00.000 [warning] <0.812.0> Ranch acceptor reducing accept rate: out of file descriptors",
+     "errno:EMFILE"),
+    ("PDOException: SQLSTATE[HY000] [2002] No such file or directory", "errno:ENOENT"),
+    ("Mongo: connection 3 to db.internal:27017 timed out", "errno:ETIMEDOUT"),
+]
+
+
+@pytest.mark.parametrize("text, wanted", THIRD)
+def test_families_the_third_collection_found(lexicon, text, wanted):
+    m = best(lexicon, text)
+    assert m and m["id"] == wanted and m["confident"], explain(lexicon, text)
+
+
+@pytest.mark.parametrize("text", [
+    "npm ERR! code EACCES\nnpm ERR! syscall open\nnpm ERR! Error: EACCES: permission denied, open '/root/.npmrc'",
+    "Error: ENOENT: no such file or directory, scandir '/app/node_modules/sharp/vendor'",
+    "PermissionError: [Errno 13] Permission denied: '/var/log/app/app.log'",
+    "deploy@10.0.0.5: Permission denied (publickey,password).",
+    "503 Service Unavailable: the server is busy. Please try again later.",
+])
+def test_files_logins_and_busy_pages_are_not_socket_answers(lexicon, text):
+    assert not any(m["confident"] for m in explain(lexicon, text)), explain(lexicon, text)

@@ -20,13 +20,17 @@ THRESHOLD = 0.3  # below this an entry is not named at all
 # low-confidence ("confident": false), and the exit status says no entry was named (1).
 CONFIDENT = 0.5
 
+SHORT_CLAUSE = 12  # characters of evidence: a clause this short is common words unless it ends a clause
 _AS_SPACE = {ord("\n"): " ", ord("\r"): " ", ord("\t"): " "}  # same length: spans stay the text's
 
 
 # Erlang and Elixir spell them as atoms: Elixir's :econnreset, and inside Erlang's tuples
 # ({inet_error,econnreset}, {error, econnrefused}) an atom after the brace or a comma
 _NAME = _Lazy(r"\b(WSAE[A-Z]{3,}|E[A-Z0-9]{3,}|SIG[A-Z0-9]{2,})\b"
-                   r"|(?:(?<=:)|(?<=[{,])|(?<=[{,] ))(e[a-z]{4,})\b")
+                   r"|(?:(?<=:)|(?<=[{,])|(?<=[{,] ))(e[a-z]{4,})\b"
+                   # a lower-case errno name as a word of its own ("suspend 100(ms) for 2300 emfile errors"):
+                   # none is an English word, and only the names of entries count
+                   r"|\b(e[a-z]{4,})\b")
 _STATE_WORDS = (r"\b(SYN[-_]SENT|SYN[-_]RECV|SYN[-_]RECEIVED|FIN[-_]WAIT[-_]?[12]|CLOSE[-_]WAIT|"
                 r"CLOSING|LAST[-_]ACK|TIME[-_]WAIT|ESTAB(?:LISHED)?|LISTEN)\b")
 _STATE = _Lazy(_STATE_WORDS)
@@ -68,7 +72,10 @@ _SIGNAL_NUMBER = _Lazy(r"\b(?:[Kk]illed by|[Tt]erminated by|died (?:of|with)|exi
 # Words that put a general errno on a socket, a pipe, a descriptor or non-blocking I/O ("connect: …",
 # "read: …", BlockingIOError)
 _NETWORK_WORDS = _Lazy(r"(?i)sock|connect|bind|listen|accept|recv|send|read|write|tcp|udp|http|unix|"
-                       r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b")
+                       r"port|host|peer|upstream|proxy|dial|network|conn|pipe|descriptor|block|\bfd\b"
+                       # MySQL's client errors 2002 and 2003 (PDO: "SQLSTATE[HY000] [2002] No such file or
+                       # directory") end with the errno of connect() to its socket or port
+                       r"|\[200[23]\]")
 # A process the kernel or a supervisor killed: its memory is not an errno a call returned.
 # A kill is SIGKILL's entry: its note says what the kernel does to the process's connections.
 _KILLED = _Lazy(r"(?i)\bKilled process \d+|\boom[-_ ]?kill|Out of memory: Kill|(?m:^Killed$)|\bsignal:? 9\b|"
@@ -138,7 +145,11 @@ def _strerror_stands(text: str, end: int) -> bool:
     """A C library's message ends its clause, and carries no full stop of its own: a quoted
     sentence "'Connection aborted.'" is an application's words (urllib3's ProtocolError wrapping
     the real error as ('Connection aborted.', RemoteDisconnected(…))), not musl's strerror."""
-    return _ends_clause(text, end) and not _quoted_sentence(text, end)
+    return _ends_clause(text, end) and not _quoted_sentence(text, end) and not _SSH_METHODS.match(text, end)
+
+
+# ssh's "Permission denied (publickey,password)." is a server refusing every way to log in, not EACCES
+_SSH_METHODS = _Lazy(r" \((?:publickey|password|keyboard-interactive|gssapi-with-mic|hostbased)\b")
 
 
 def _quoted_sentence(text: str, end: int) -> bool:
@@ -182,11 +193,8 @@ def _messages(lexicon: dict, text: str, lowered: str, found: dict) -> dict[str, 
             continue  # a bare C-library message ends its clause: not "Out of memory: Killed process"
         weights = dict(frags)
         found_frags = [(at, f) for at, f in hits if at >= 0]
-        if source == "note" and len(found_frags) == 1 and found_frags[0][1].isalpha() and \
-                not _alone_on_line(text, *found_frags[0]):
-            continue  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
-        if len(found_frags) == 1 and _quoted_sentence(text, found_frags[0][0] + len(found_frags[0][1])):
-            continue  # only a clause that is someone's quoted sentence: urllib3's 'Connection aborted.'
+        if len(found_frags) == 1 and not _lone_clause_stands(text, message, source, len(frags), *found_frags[0]):
+            continue
         coverage = sum(weights[f] for _, f in found_frags) / sum(weights.values())
         raw = sum(weight(f) for _, f in found_frags)
         if coverage < 0.5 or raw < 8:
@@ -227,6 +235,21 @@ def _messages(lexicon: dict, text: str, lowered: str, found: dict) -> dict[str, 
     return best
 
 
+def _lone_clause_stands(text: str, message: str, source: str, clauses: int, at: int, clause: str) -> bool:
+    """Whether one clause of a message, found alone, says the message: it must stand as a clause
+    of the text too."""
+    if source == "note" and clause.isalpha() and not _alone_on_line(text, at, clause):
+        return False  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
+    end = at + len(clause)
+    if _SSH_METHODS.match(text, end):
+        return False  # ssh's "Permission denied (publickey)": a log-in refused, not a call
+    if _quoted_sentence(text, end) and not message.rstrip().endswith((".", "。")):
+        return False  # someone's quoted sentence: urllib3's 'Connection aborted.' (Windows' own end in a full stop)
+    # a short last clause of a longer message, inside a sentence of the text: "Try again" of a
+    # resolver's message in "Please try again later"
+    return not (source == "note" and clauses > 1 and weight(clause) < SHORT_CLAUSE and not _ends_clause(text, end))
+
+
 def _source(source: str) -> str:
     if source == "note":
         return "as people paste it"
@@ -239,10 +262,10 @@ def _source(source: str) -> str:
 
 def _names(lexicon: dict, text: str, found: dict) -> None:
     for m in _NAME.finditer(text):
-        name = (m.group(1) or m.group(2)).upper()
+        name = (m.group(1) or m.group(2) or m.group(3)).upper()
         entry_id = lexicon["names"].get(name.removeprefix("WSA") if name.startswith("WSAE") else name)
-        if entry_id:
-            _add(found, entry_id, 0.85, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
+        if entry_id and (m.group(3) is None or entry_id.startswith("errno:")):
+            _add(found, entry_id, 0.85 if m.group(3) is None else 0.7, Evidence(rule="name", span=[m.start(), m.end()], text=m.group(0),
                                                  detail=f"{m.group(0)} names {entry_id}"))  # an atom as written
     _states(lexicon, text, found)
     _signal_jobs(lexicon, text, found)
@@ -417,11 +440,22 @@ def _numbers(lexicon: dict, text: str, found: dict, by_message: dict[str, float]
     bsd = bool(forms) and bool(_BSD_HINT.search(text))
     for pattern, what, platform in forms:
         for m in pattern.finditer(text):
-            if m.group(1) is None or m.start(1) in done:
+            if m.group(1) is None or m.start(1) in done or _of_getaddrinfo(text, m):
                 continue
             done.add(m.start(1))
             _number(lexicon, m, what, platform, found, by_message, socket, bsd)
     _statuses(lexicon, text, found)
+
+
+def _of_getaddrinfo(text: str, m) -> bool:
+    """Python's `gaierror: [Errno 8] …`: the number is getaddrinfo's code, never an errno (8 is
+    ENOEXEC on Linux, EAI_NONAME on macOS); _resolver reads it."""
+    return "gaierror" in _line_of(text, m.start()) and m.group(0).startswith("[Errno ")
+
+
+def _line_of(text: str, at: int) -> str:
+    end = text.find("\n", at)
+    return text[text.rfind("\n", 0, at) + 1:end if end >= 0 else len(text)]
 
 
 def _number(lexicon: dict, m, what: str, platform: str | None, found: dict,
@@ -491,15 +525,27 @@ _GAI_NUMBER = _Lazy(r"\[Errno (-?\d{1,6})\]|\berrno[:=]? ?(-3\d{3})\b")  # longe
 _GAI_NAME = _Lazy(r"\b(EAI_[A-Z_]+|E[A-Z]{4,}|WSA[A-Z_]{5,})\b")
 
 
+def _bsd_codes(rows: list, text: str, m, number: int) -> list[tuple[str, str]]:
+    """(entry, "darwin and freebsd") for a gaierror's small positive number: a BSD's code."""
+    if not (0 < number < 100 and _of_getaddrinfo(text, m)):
+        return []
+    platforms: dict[str, list[str]] = {}
+    for entry_id, platform in rows:
+        if platform in ("darwin", "freebsd"):
+            platforms.setdefault(entry_id, []).append(platform)
+    return [(entry_id, " and ".join(where)) for entry_id, where in platforms.items()]
+
+
 def _resolver(lexicon: dict, text: str, found: dict, by_message: dict[str, float]) -> None:
     for m in _GAI_NUMBER.finditer(text):
         number = int(m.group(1) or m.group(2))
         rows = lexicon["resolver_numbers"].get(number, [])
         agreed = [r for r in rows if r[0] in by_message]
         # a bare number: glibc's when negative, libuv's at -3000 and below, Windows' from 11000;
-        # a small positive one is an errno unless the message says it is macOS's EAI code
+        # a small positive one is an errno unless the message says it is macOS's EAI code, or
+        # Python calls it a gaierror: then it is the code of a BSD (macOS, FreeBSD, Solaris)
         default = "libuv" if number <= -3000 else "glibc" if number < 0 else "windows" if number > 11000 else None
-        chosen = agreed or [r for r in rows if r[1] == default]
+        chosen = agreed or [r for r in rows if r[1] == default] or _bsd_codes(rows, text, m, number)
         group = 1 if m.group(1) else 2
         for entry_id, platform in chosen:
             _add(found, entry_id, 0.8 if agreed else 0.6, Evidence(
@@ -534,6 +580,7 @@ def explain(lexicon: dict, text: str, limit: int = 5) -> list[dict]:
     _resolver(lexicon, text, found, by_message)
     _listen_queues(text, found)
     _killed(text, found)
+    _paraphrased(text, found)
     _dotnet_try_again(text, found)
     _number_after_message(lexicon, text, found)
     _tls_failure_after_message(text, found)
@@ -649,13 +696,48 @@ def _general_errnos_guessed(lexicon: dict, found: dict, text: str) -> None:
     under CONFIDENT. Named (EMFILE), in a socket's words or as a Windows Sockets code or message
     (WSAEACCES), they answer as any errno does."""
     general = lexicon["general"]
-    if not found.keys() & general.keys() or _NETWORK_WORDS.search(text):
+    if not found.keys() & general.keys():
+        return
+    # a call on a file (npm's "syscall mkdir", Node's "ENOENT: …, open 'package.json'", Python's
+    # "[Errno 13] Permission denied: '/var/log/app.log'"): even named, the errno is a file's
+    on_a_file = bool(_FILE_CALL.search(text)) and not _SOCKET_CALL.search(text)
+    if _NETWORK_WORDS.search(text) and not on_a_file:
         return
     for item in found.values():
         windows = any("Windows' message" in e["detail"] or "on windows" in e["detail"] for e in item["evidence"])
         if item["id"] in general and not windows and \
-                all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"]):
+                (on_a_file or all(e["rule"] in ("message", "deadline", "number") for e in item["evidence"])):
             item["scores"] = [min(max(item["scores"]), CONFIDENT - 0.05)]
+
+
+_FILE_CALLS = r"(?:open|openat|mkdir|rmdir|unlink|rename|scandir|stat|lstat|access|chmod|chown|symlink|copyfile|utime)"
+_FILE_CALL = _Lazy(r"\bsyscall:? ['\"]?" + _FILE_CALLS + r"\b|, " + _FILE_CALLS + r" '[^'\n]+'"
+                   r"|\b(?:FileNotFoundError|IsADirectoryError|NotADirectoryError|FileExistsError)\b"
+                   r"|\[Errno \d+\] [^\n:]+: '(?:/|[A-Za-z]:\\|\.{1,2}/)")
+_SOCKET_CALL = _Lazy(r"\b(?:connect|bind|listen|accept|sendto|recvfrom|socket|getaddrinfo)\b")
+
+
+# A connection's failure said in a program's own words, within a clause: "The connection was refused
+# by the remote host", "connection 0 to localhost:27017 timed out", "connect 10.1.2.3 fail:timeout('timed
+# out')". Weaker than any message, code or number, and used only where none named the entry.
+_IN_CLAUSE = r"(?:[^.\n;]|\.(?=\S))"  # a character of the same sentence: a dot only inside a name or address
+_PARAPHRASES = (
+    ("errno:ECONNREFUSED", _Lazy(r"(?i)\bconnection\b" + _IN_CLAUSE + r"{0,40}?\b(?:was|been|is|got) refused\b")),
+    ("errno:ECONNRESET", _Lazy(r"(?i)\bconnection\b" + _IN_CLAUSE + r"{0,40}?\b(?:was|been|got) reset\b")),
+    ("errno:ETIMEDOUT", _Lazy(r"(?i)\bconnect(?:ion)?\b" + _IN_CLAUSE + r"{0,60}?\btimed out\b")),
+)
+
+
+def _paraphrased(text: str, found: dict) -> None:
+    lowered = text.lower()
+    if "connect" not in lowered:
+        return
+    for entry_id, pattern in _PARAPHRASES:
+        m = None if entry_id in found else pattern.search(text)
+        if m:
+            _add(found, entry_id, 0.55, Evidence(
+                rule="message", span=[m.start(), m.end()], text=m.group(0),
+                detail=f"a program's own words for {entry_id.split(':')[1]}"))
 
 
 def _killed(text: str, found: dict) -> None:
