@@ -31,7 +31,6 @@ import sys
 from . import patterns
 from .answer_index import db_stamp
 from .present import explained as layout
-from .present import json_text
 from .present.style import unstyled
 from .query.explain import NO_MATCH, explained, public
 from .query.lexicon import VERSION as LEXICON_VERSION
@@ -172,6 +171,8 @@ def answer(db: str, text: str, as_json: bool, checkout: bool = False, limit: int
 def _printed(lexicon: dict, matches: list[dict], as_json: bool) -> str:
     """The whole answer, made before any of it is written."""
     if as_json:  # one document in every case, as present.terminal.print_json lays it out
+        from .present import json_text
+
         return unstyled(json_text.dumps(public(matches))) + "\n"
     if not matches:
         return ""
