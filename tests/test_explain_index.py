@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpkb import answer, explain_index, patterns
@@ -114,6 +114,44 @@ def _transplant(indexed: Path, plain: Path, target: Path) -> tuple[Path, list[by
     parts = header.split()
     parts[2] = db_stamp(str(target)).encode()
     return target, parts, rest
+
+
+PASTED = st.one_of(
+    st.text(min_size=1, max_size=200),
+    st.tuples(st.sampled_from(TEXTS), st.integers(0, 400), st.integers(0, 400), st.text(max_size=20)).map(
+        lambda t: t[0][t[1]:t[1] + t[2] + 1] + t[3]),
+    st.lists(st.sampled_from(TEXTS[::11] + ["[Errno 9]", "gaierror", "WinError 10054", "emfile", " (publickey)",
+                                            "’", "。", "\n", " 141", "SYN_SENT 12", "Timed out"]),
+             min_size=1, max_size=4).map(" ".join),
+).filter(str.strip)
+
+
+@settings(max_examples=int(os.environ.get("TCPKB_FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=PASTED, as_json=st.booleans())
+def test_any_pasted_text_prints_the_same_from_the_index(dbs, text, as_json):
+    """Whatever is pasted (pieces of real lines, junk, mixtures), the fast path prints what the
+    database path prints, and exits the same."""
+    import contextlib
+    import io
+
+    indexed, plain = dbs
+    outs = []
+    saved = os.environ.get("TCPKB_DB")
+    os.environ["TCPKB_DB"] = str(plain)  # the database path (hypothesis runs this many times: no monkeypatch)
+    try:
+        for call in (lambda: explain_index.answer(str(indexed), text, as_json),
+                     lambda: answer.explain(text, as_json=as_json)):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = call()
+            outs.append((status, out.getvalue(), err.getvalue()))
+    finally:
+        if saved is None:
+            del os.environ["TCPKB_DB"]
+        else:
+            os.environ["TCPKB_DB"] = saved
+    assert outs[0] == outs[1]
 
 
 def test_an_index_of_another_database_or_version_is_not_read(dbs, tmp_path):
