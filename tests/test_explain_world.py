@@ -229,6 +229,78 @@ def test_more_vendor_vocabularies(lexicon, text, wanted, vocabulary):
     assert any(vocabulary in ev["detail"] or ev["rule"] == "vocabulary" for ev in best(lexicon, text)["evidence"])
 
 
+CLOUD = [
+    # Google Cloud's request log (cloud.google.com/load-balancing/docs/https/https-logging-monitoring,
+    # statusDetails failure messages)
+    ('{"httpRequest": {"requestMethod": "GET", "status": 502, "latency": "0.012s"}, "jsonPayload": {"@type": '
+     '"type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry", "statusDetails": '
+     '"backend_connection_closed_before_data_sent_to_client"}, "resource": {"type": "http_load_balancer"}}',
+     "errno:ECONNRESET", False),
+    ('jsonPayload.statusDetails="failed_to_connect_to_backend" httpRequest.status=503', "errno:ECONNREFUSED", False),
+    ("jsonPayload:\n  statusDetails: backend_timeout\nhttpRequest:\n  status: 502\n  latency: 30.001s",
+     "errno:ETIMEDOUT", True),
+    ('"statusDetails": "backend_connection_closed_after_partial_response_sent", "status": 200', "errno:ECONNRESET",
+     False),
+    # AWS's Application Load Balancer troubleshooting page (HTTP 502 and 504 causes), and its CloudWatch metric
+    ("HTTP 502: Bad gateway - The load balancer received a TCP RST from the target when attempting to establish "
+     "a connection.", "errno:ECONNREFUSED", False),
+    ("The target closed the connection with a TCP RST or a TCP FIN while the load balancer had an outstanding "
+     "request to the target.", "errno:ECONNRESET", False),
+    ("HTTP 504: Gateway timeout. The load balancer failed to establish a connection to the target before the "
+     "connection timeout expired (10 seconds).", "errno:ETIMEDOUT", False),
+    ("The load balancer established a connection to the target but the target did not respond before the idle "
+     "timeout period elapsed.", "errno:ETIMEDOUT", True),
+    ('ALARM: "web-alb-target-errors" in US East (N. Virginia): Threshold Crossed: 1 datapoint [14.0] was greater '
+     "than the threshold (5.0). MetricName: TargetConnectionErrorCount", "errno:ECONNREFUSED", False),
+    # Cloudflare's error pages (developers.cloudflare.com .../cloudflare-5xx-errors/error-521 … error-524)
+    ("<title>example.com | 521: Web server is down</title>", "errno:ECONNREFUSED", False),
+    ("Connection timed out Error code 522\nVisit cloudflare.com for more information.\n2024-03-03 14:24:11 UTC",
+     "errno:ETIMEDOUT", False),
+    ("Origin is unreachable Error code 523\nRay ID: 7f1a2b3c4d5e6f70", "errno:EHOSTUNREACH", False),
+    ('<span class="cf-error-type">Error</span> <span class="cf-error-code">524</span> A timeout occurred',
+     "errno:ETIMEDOUT", True),
+    # Azure Front Door's access log ErrorInfo (azure-docs frontdoor/standard-premium/how-to-logs.md), and its
+    # troubleshooting page's 504 (learn.microsoft.com/azure/frontdoor/front-door-troubleshoot-routing)
+    ('"httpStatusCode": "503", "errorInfo": "OriginConnectionRefused", "originName": "app.azurewebsites.net"',
+     "errno:ECONNREFUSED", False),
+    ('"httpStatusCode": "502", "errorInfo": "OriginConnectionAborted"', "errno:ECONNRESET", False),
+    ('504 errors appear with "ErrorInfo: OriginTimeout."', "errno:ETIMEDOUT", True),
+    # Fastly's synthetic 503 (fastly.com/documentation/reference/vcl/variables/backend-connection/
+    # bereq-first-byte-timeout)
+    ("Error 503 first byte timeout\n\nfirst byte timeout\n\nGuru Mediation:\nDetails: cache-fra19146-FRA 1712345678 "
+     "123456789", "errno:ETIMEDOUT", True),
+]
+
+
+@pytest.mark.parametrize("text, wanted, deadline", CLOUD)
+def test_cloud_load_balancer_codes(lexicon, text, wanted, deadline):
+    m = best(lexicon, text)
+    assert m["id"] == wanted and m["confident"], explain(lexicon, text)
+    assert m["deadline"] is deadline  # the proxy's own timer, or the TCP handshake's
+    items = [ev for ev in m["evidence"] if ev["rule"] == "vocabulary"]
+    assert items and any("cloud" in ev["detail"] or "load balancer" in ev["detail"] or "Cloudflare" in ev["detail"]
+                         or "Fastly" in ev["detail"] or "Front Door" in ev["detail"] for ev in items), m["evidence"]
+    for ev in items:
+        assert text[ev["span"][0]:ev["span"][1]] == ev["text"]
+
+
+@pytest.mark.parametrize("text", [
+    # Cloudflare's TLS pages (error-525, error-526): a certificate, not a socket
+    "<title>example.com | 526: Invalid SSL certificate</title>\nError code 526",
+    "<title>example.com | 525: SSL handshake failed</title>\nError 525",
+    # a WAF block is HTTP, never TCP (Cloudflare's block page; Google's denied_by_security_policy)
+    "HTTP 403: Forbidden\nAttention Required! | Cloudflare\nSorry, you have been blocked",
+    '{"httpRequest": {"status": 403}, "jsonPayload": {"statusDetails": "denied_by_security_policy"}}',
+    # the backend answered: the 503 is its own
+    '{"httpRequest": {"status": 503}, "jsonPayload": {"statusDetails": "response_sent_by_backend"}}',
+    # Cloudflare's 520 (an empty or unknown answer) only suggests a reset
+    "Error 520 Web server is returning an unknown error",
+])
+def test_cloud_codes_that_are_not_a_socket_failure_name_nothing_confidently(lexicon, text):
+    m = best(lexicon, text)
+    assert m is None or not m["confident"], explain(lexicon, text)
+
+
 @pytest.mark.parametrize("text, wanted", [
     # MySQL's and MariaDB's client errors end with the OS errno (CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR)
     ("ERROR 2002 (HY000): Can't connect to local MariaDB server through socket '/run/mysqld/mysqld.sock' (2)",
