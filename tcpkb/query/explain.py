@@ -52,6 +52,10 @@ _NUMBERS = [  # (pattern, what it is, platform, literals one of which the lowere
     (_Lazy(r"\b(?:[Ss]ocket|WSA|[Ww]insock) ?[Ee]rror(?: code)?\s*[:#]?\s*(\d{5})\b"), "socket error N", "windows",
      ("error",)),
     (_Lazy(r"(?i)\b(?:error|code)\s*[:=]\s*(-?\d+)\b"), "error code N", None, ("error", "code")),
+    # DB2's SQL30081N: 'Communication function detecting the error: "recv". Protocol specific error code(s):
+    # "104", "*", "0"' (the errno of the failed socket call, or the Windows code)
+    (_Lazy(r'Protocol specific error code\(s\): "(\d+)"'), "DB2's protocol specific error code", None,
+     ("protocol specific error code",)),
     # MySQL's and MariaDB's CR_CONNECTION_ERROR (2002) and CR_CONN_HOST_ERROR (2003) end with the OS
     # errno: "through socket '/run/mysqld/mysqld.sock' (2)" is ENOENT, "(111)" ECONNREFUSED
     (_Lazy(r"Can't connect to (?:local )?(?:MySQL|MariaDB) server[^\n]*?\((\d{1,5})\)"),
@@ -133,7 +137,7 @@ def _find_word(lowered: str, fragment: str, start: int) -> int:
 
 def _ends_clause(text: str, end: int) -> bool:
     rest = text[end:end + 2]
-    return not rest or rest[0] in "\n\r)]'\",.;" or rest == " (" or rest.isspace()
+    return not rest or rest[0] in "\n\r)]'\",.;:" or rest == " (" or rest.isspace()
 
 
 def _number_forms(text: str, lowered: str):
@@ -145,11 +149,15 @@ def _strerror_stands(text: str, end: int) -> bool:
     """A C library's message ends its clause, and carries no full stop of its own: a quoted
     sentence "'Connection aborted.'" is an application's words (urllib3's ProtocolError wrapping
     the real error as ('Connection aborted.', RemoteDisconnected(…))), not musl's strerror."""
-    return _ends_clause(text, end) and not _quoted_sentence(text, end) and not _SSH_METHODS.match(text, end)
+    return _ends_clause(text, end) and not _quoted_sentence(text, end) and not _PROTOCOL_REFUSAL.match(text, end)
 
 
-# ssh's "Permission denied (publickey,password)." is a server refusing every way to log in, not EACCES
-_SSH_METHODS = _Lazy(r" \((?:publickey|password|keyboard-interactive|gssapi-with-mic|hostbased)\b")
+# A refusal by a protocol above TCP, in a C library's words: ssh's "Permission denied (publickey,password)"
+# (no way to log in was accepted, not EACCES), MQTT's CONNACK "Connection refused: not authorized" (the
+# broker accepted the TCP connection and then refused the client, not ECONNREFUSED)
+_PROTOCOL_REFUSAL = _Lazy(r"(?i) \((?:publickey|password|keyboard-interactive|gssapi-with-mic|hostbased)\b"
+                          r"|:? (?:not authori[sz]ed|bad user ?name or password|identifier rejected"
+                          r"|unacceptable protocol version)")
 
 
 def _quoted_sentence(text: str, end: int) -> bool:
@@ -183,7 +191,7 @@ def _messages(lexicon: dict, text: str, lowered: str, found: dict) -> dict[str, 
             continue
         entry_id, message, source, deadline, frags, reason, confidence = rows[i]
         hits = _find_in_order(lowered, [f for f, _ in frags])
-        if hits[-1][0] < 0:
+        if hits[-1][0] < 0 or _PROTOCOL_REFUSAL.match(text, hits[-1][0] + len(hits[-1][1])):
             continue
         vendor = source.startswith("vocab:")
         # a C library's bare message ends its clause; Windows' sentences are followed by more
@@ -241,8 +249,10 @@ def _lone_clause_stands(text: str, message: str, source: str, clauses: int, at: 
     if source == "note" and clause.isalpha() and not _alone_on_line(text, at, clause):
         return False  # one word of a note's message ("Terminated") is a shell's whole line, not "RPC that terminated"
     end = at + len(clause)
-    if _SSH_METHODS.match(text, end):
-        return False  # ssh's "Permission denied (publickey)": a log-in refused, not a call
+    if _PROTOCOL_REFUSAL.match(text, end):
+        return False  # ssh's "Permission denied (publickey)", MQTT's "Connection refused: not authorized"
+    if clause.startswith(("while ", "when ")):
+        return False  # nginx's context ("while reading response header from upstream"), not the error
     if _quoted_sentence(text, end) and not message.rstrip().endswith((".", "。")):
         return False  # someone's quoted sentence: urllib3's 'Connection aborted.' (Windows' own end in a full stop)
     # a short last clause of a longer message, inside a sentence of the text: "Try again" of a
@@ -713,6 +723,8 @@ def _general_errnos_guessed(lexicon: dict, found: dict, text: str) -> None:
 _FILE_CALLS = r"(?:open|openat|mkdir|rmdir|unlink|rename|scandir|stat|lstat|access|chmod|chown|symlink|copyfile|utime)"
 _FILE_CALL = _Lazy(r"\bsyscall:? ['\"]?" + _FILE_CALLS + r"\b|, " + _FILE_CALLS + r" '[^'\n]+'"
                    r"|\b(?:FileNotFoundError|IsADirectoryError|NotADirectoryError|FileExistsError)\b"
+                   # Go's os.PathError: "stat /bin/hello: no such file or directory"
+                   r"|\b(?:open|stat|lstat|mkdir|remove|rename|readlink|chdir|chmod) /[^\s:]*: "
                    r"|\[Errno \d+\] [^\n:]+: '(?:/|[A-Za-z]:\\|\.{1,2}/)")
 _SOCKET_CALL = _Lazy(r"\b(?:connect|bind|listen|accept|sendto|recvfrom|socket|getaddrinfo)\b")
 
@@ -724,7 +736,8 @@ _IN_CLAUSE = r"(?:[^.\n;]|\.(?=\S))"  # a character of the same sentence: a dot 
 _PARAPHRASES = (
     ("errno:ECONNREFUSED", _Lazy(r"(?i)\bconnection\b" + _IN_CLAUSE + r"{0,40}?\b(?:was|been|is|got) refused\b")),
     ("errno:ECONNRESET", _Lazy(r"(?i)\bconnection\b" + _IN_CLAUSE + r"{0,40}?\b(?:was|been|got) reset\b")),
-    ("errno:ETIMEDOUT", _Lazy(r"(?i)\bconnect(?:ion)?\b" + _IN_CLAUSE + r"{0,60}?\btimed out\b")),
+    ("errno:ETIMEDOUT", _Lazy(r"(?i)\bconnect(?:ion)?\b" + _IN_CLAUSE + r"{0,60}?\btimed out\b"
+                              r"|\bconnect(?:ion)?[ _-]?timeout (?:on|occurred|expired|after|exceeded|error|while)\b")),
 )
 
 
