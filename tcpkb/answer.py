@@ -179,11 +179,12 @@ def sysctl_diff(as_json: bool = False) -> int:
     return status or (1 if report.get("differs") else 0)
 
 
-def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
-    """Name the entries an error text means: 0 when something matched, 1 when nothing did."""
+def explain(text: str | None, as_json: bool = False, limit: int = 5, read_stdin: bool = True) -> int:
+    """Name the entries an error text means: 0 when something matched, 1 when nothing did.
+    `read_stdin` False: the text was read from stdin already (a lone "-" is then the text)."""
     import sys
 
-    if text is None or text == "-":
+    if read_stdin and (text is None or text == "-"):
         if sys.stdin.isatty():
             return _failed("give the error text as an argument, or pipe it in", as_json, 2)
         # a log may hold bytes that are not UTF-8: they are replaced, never a reason to fail
@@ -193,10 +194,9 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     matched: list = []
 
     def action(conn: sqlite3.Connection) -> None:
-        from .query.explain import NO_MATCH, explained, public
+        from .query.explain import NO_MATCH, public
 
-        with _lexicon(conn) as lexicon:
-            matched.extend(explained(lexicon, text, limit))
+        matched.extend(_explained(conn, text, limit))
         for m in matched:  # the card a terminal lays out is made of the entry's sections
             m["sections"] = dict(conn.execute("select slug, markdown from sections where entry_id = ? "
                                               "order by position", (m["id"],)).fetchall())
@@ -213,28 +213,24 @@ def explain(text: str | None, as_json: bool = False, limit: int = 5) -> int:
     return 1 if status == 0 and not any(m["confident"] for m in matched) else status
 
 
-def _lexicon(conn: sqlite3.Connection):
-    """What explain reads: the explain index's copy when it is current (reading the tables
-    costs more than the rules), else the database's. A context manager: the index stays open
-    while the rules read it."""
-    from contextlib import contextmanager
-
+def _explained(conn: sqlite3.Connection, text: str, limit: int) -> list[dict]:
+    """explain's matches, from the explain index's lexicon when it is current (reading the tables
+    costs more than the rules), else the database's. An index that fails while the rules read it
+    is damaged: it is discarded, and the database's lexicon answers."""
     from . import explain_index
     from .query import lexicon
+    from .query.explain import explained
 
-    @contextmanager
-    def opened():
-        path = conn.execute("pragma database_list").fetchone()[2]
-        loaded = explain_index.load(path) if path else None
-        if loaded is None:
-            yield lexicon.read(conn)
-            return
+    path = conn.execute("pragma database_list").fetchone()[2]
+    loaded = explain_index.load(path) if path else None
+    if loaded is not None:
         try:
-            yield loaded[0]
+            return explained(loaded[0], text, limit)
+        except Exception:  # marshal, sizes, a program the engine rejects
+            explain_index.discard(path)
         finally:
             explain_index.close(loaded[0])
-
-    return opened()
+    return explained(lexicon.read(conn), text, limit)
 
 
 def ensure_db() -> str:

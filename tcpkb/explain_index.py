@@ -18,7 +18,7 @@ compiling with `re`, and rewrites it for this one where it can. tests/test_expla
 the answers to the database path's.
 
 Layout: a header line `tcpkb-explain <version> <database stat> <notes digest> <interpreter>
-<contents bytes>`; the contents (each table's offset and length); then the tables, the rows of
+<code stamp> <contents bytes>`; the contents (each table's offset and length); then the tables, the rows of
 BY_ROW tables each after its list of offsets.
 """
 
@@ -60,11 +60,6 @@ class Rows:
         self.f.seek(self.base + self.offsets[i])
         return marshal.loads(self.f.read(self.offsets[i + 1] - self.offsets[i]))
 
-    def get(self, key, default=None):
-        return self[key] if key in self.keys else default
-
-    def __contains__(self, key) -> bool:
-        return key in self.keys
 
 
 class Lexicon(dict):
@@ -83,6 +78,26 @@ class Lexicon(dict):
         return table
 
 
+# the modules that lay the index's tables and cards out: a change to any makes older indexes stale
+FORMAT_MODULES = ("explain_index.py", "query/lexicon.py", "present/explained.py", "present/terminal.py",
+                  "present/text.py")
+
+
+def code_stamp() -> str:
+    """A crc32 of FORMAT_MODULES' source, in the header: an upgrade that changes how a table or a
+    card is made retires the indexes written before it, without anyone bumping a version."""
+    import zlib
+
+    crc, here = 0, os.path.dirname(os.path.abspath(__file__))
+    for name in FORMAT_MODULES:
+        try:
+            with open(os.path.join(here, name), "rb") as f:
+                crc = zlib.crc32(f.read(), crc)
+        except OSError:  # installed without sources: the version numbers alone decide
+            crc = zlib.crc32(name.encode(), crc)
+    return f"{crc:08x}"
+
+
 def _header(db: str):
     """The open index file and its header's fields (notes digest, interpreter, contents size)
     when it is current for `db`; None otherwise."""
@@ -91,9 +106,10 @@ def _header(db: str):
     except OSError:
         return None
     try:
-        parts = f.readline().split()
-        if len(parts) == 6 and parts[0] == MAGIC and parts[1] == VERSION and parts[2].decode() == db_stamp(db):
-            return f, parts[3].decode(), parts[4].decode(), int(parts[5])
+        parts = f.readline(512).split()
+        if len(parts) == 7 and parts[0] == MAGIC and parts[1] == VERSION and parts[2].decode() == db_stamp(db) \
+                and parts[5].decode() == code_stamp() and 0 < int(parts[6]) <= os.fstat(f.fileno()).st_size:
+            return f, parts[3].decode(), parts[4].decode(), int(parts[6])
     except (OSError, ValueError, UnicodeDecodeError):
         pass
     f.close()
@@ -125,10 +141,20 @@ def load(db: str):
         ours = interpreter == patterns.interpreter()
         if ours:
             patterns.adopt(lexicon["programs"])
-    except (OSError, ValueError, EOFError, TypeError, KeyError):
+    except Exception:  # whatever a damaged file makes marshal or the sizes do: no index
         f.close()
         return None
     return lexicon, notes, ours
+
+
+def discard(db: str) -> None:
+    """Forget a damaged index: its programs, and the file where it can be removed (the next
+    lookup through the database writes a new one)."""
+    patterns.forget()
+    try:
+        os.unlink(index_path(db))
+    except OSError:
+        pass
 
 
 def close(lexicon: dict) -> None:
@@ -149,17 +175,18 @@ def answer(db: str, text: str, as_json: bool, checkout: bool = False, limit: int
     if not ours:  # made by another Python (a wheel's): the database path answers and rewrites it
         close(lexicon)
         return None
-    if checkout:
-        from .paths import warn_if_stale
-
-        warn_if_stale(db, notes)
     try:
+        if checkout:
+            from .paths import warn_if_stale
+
+            warn_if_stale(db, notes)
         matches = explained(lexicon, text, limit)
         printed = _printed(lexicon, matches, as_json)
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
-        return None  # an index cut short or damaged: the database path answers (nothing was printed)
-    finally:
-        close(lexicon)
+    except Exception:  # a damaged index (marshal, sizes, a program the engine rejects): nothing
+        close(lexicon)  # was printed, and the database path answers
+        discard(db)
+        return None
+    close(lexicon)
     sys.stdout.write(printed)
     if any(m["confident"] for m in matches):
         return 0
@@ -228,7 +255,7 @@ def write(db: str) -> str:
         data += packed + after
     contents = marshal.dumps({"version": lexicons.VERSION, "tables": tables})
     header = b" ".join([MAGIC, VERSION, db_stamp(db).encode(), notes.encode(), patterns.interpreter().encode(),
-                        str(len(contents)).encode()])
+                        code_stamp().encode(), str(len(contents)).encode()])
     path = index_path(db)
     paths.write_atomic(path, header + b"\n" + contents + bytes(data))
     return path
@@ -240,7 +267,7 @@ def adopt(source_db: str, db: str) -> str:
 
     with open(index_path(source_db), "rb") as f:
         parts = f.readline().split()
-        if len(parts) != 6 or parts[0] != MAGIC or parts[1] != VERSION:
+        if len(parts) != 7 or parts[0] != MAGIC or parts[1] != VERSION:
             raise OSError(f"{index_path(source_db)} is not an explain index of this version")
         body = f.read()
     header = b" ".join([MAGIC, VERSION, db_stamp(db).encode(), *parts[3:]])

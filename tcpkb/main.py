@@ -119,8 +119,9 @@ def quick_explain(explained: dict) -> int | None:
         if sys.stdin.isatty():
             return None  # the database path says how to give the text
         # a log may hold bytes that are not UTF-8: they are replaced, never a reason to fail;
-        # read once here, so the database path gets the same text
+        # read once here, so the database path gets the same text (and does not read again)
         explained["text"] = text = sys.stdin.buffer.read().decode("utf-8", "replace")
+        explained["read_stdin"] = False
     if not text.strip() or (not explained["as_json"] and sys.stdout.isatty()):
         return None
     from . import explain_index

@@ -19,19 +19,28 @@ import sys
 _PROGRAMS: dict[str, bytes] = {}  # pattern text -> the arguments of _sre.compile, marshalled
 _COMPILED: dict[str, object] = {}
 SOURCES: list[str] = []  # every Lazy made at import: what the index writer compiles
+_LAZIES: list = []
 
 
 def interpreter() -> str:
-    """Which interpreter a program was made by: `cpython-3.11-20220615` (the engine's MAGIC)."""
+    """Which interpreter a program was made by: `cpython-3.11.7-20220615` (the engine's MAGIC)."""
     import _sre
 
-    return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}-{_sre.MAGIC}"
+    return f"{sys.implementation.name}-{'.'.join(map(str, sys.version_info[:3]))}-{_sre.MAGIC}"
 
 
 def adopt(programs: dict[str, bytes]) -> None:
     """Use these programs (made by this interpreter: the caller checked), each the marshalled
     arguments of `_sre.compile`, instead of `re`."""
     _PROGRAMS.update(programs)
+
+
+def forget() -> None:
+    """Drop the adopted programs and what was compiled from them (a damaged index's)."""
+    _PROGRAMS.clear()
+    _COMPILED.clear()
+    for lazy in _LAZIES:
+        lazy._pattern = None
 
 
 def compiled(source: str):
@@ -61,6 +70,7 @@ class Lazy:
     def __init__(self, source: str):
         self.source, self._pattern = source, None
         SOURCES.append(source)
+        _LAZIES.append(self)
 
     def __getattr__(self, name: str):
         if self._pattern is None:

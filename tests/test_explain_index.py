@@ -172,17 +172,53 @@ def test_an_index_of_another_database_or_version_is_not_read(dbs, tmp_path):
     assert explain_index.answer(str(older), "ECONNRESET", False) is None
 
 
-def test_a_damaged_index_is_passed_over_quietly(dbs, tmp_path, capsys):
-    """Cut short or overwritten, the index answers nothing and prints nothing: the database path
-    answers instead (no traceback)."""
+def test_a_damaged_index_is_passed_over_quietly(dbs, tmp_path, capsys, monkeypatch):
+    """Cut short, overwritten, or with sizes out of the file: the index answers nothing and prints
+    nothing, the database path answers instead, and no path ends in a traceback."""
     damaged, parts, rest = _transplant(*dbs, tmp_path / "damaged.db")
-    for body in (rest[: len(rest) // 3], rest[: len(rest) - 5000], rest[:40] + b"\0" * (len(rest) - 40),
-                 b"not marshal at all"):
-        Path(explain_index.index_path(str(damaged))).write_bytes(b" ".join(parts) + b"\n" + body)
+    monkeypatch.setenv("TCPKB_DB", str(damaged))
+    table = rest.index(b"connection reset", len(rest) // 4)  # inside a table the rules read
+    bodies = [rest[: len(rest) // 3], rest[: len(rest) - 5000], rest[:40] + b"\0" * (len(rest) - 40),
+              b"not marshal at all", rest[:table] + b"\0" * 64 + rest[table + 64:]]
+    headers = [parts] * len(bodies) + [[*parts[:6], b"9" * 25], [*parts[:6], str(len(rest) * 9).encode()]]
+    for header, body in zip(headers, bodies + [rest, rest]):
         for text in ("ECONNRESET", "curl: (7) Failed to connect to localhost port 8080: Connection refused"):
+            Path(explain_index.index_path(str(damaged))).write_bytes(b" ".join(header) + b"\n" + body)
             status = explain_index.answer(str(damaged), text, False)
             printed = capsys.readouterr().out
             assert status is None and printed == "" or status == 0 and printed.startswith("errno:")
+            Path(explain_index.index_path(str(damaged))).write_bytes(b" ".join(header) + b"\n" + body)
+            assert answer.explain(text) == 0 and capsys.readouterr().out.startswith("errno:")
+
+
+def test_a_program_the_engine_rejects_is_passed_over(dbs, tmp_path, capsys, monkeypatch):
+    """A stored program _sre refuses (a damaged one): the database path answers, compiling with re."""
+    target = tmp_path / "bad.db"
+    shutil.copy(dbs[1], target)
+    real = patterns.program
+    monkeypatch.setattr(patterns, "program", lambda source: (source, 32, [0, 0, 0], 0, {}, ()) if
+                        source == rules._NAME.source else real(source))
+    explain_index.write(str(target))
+    monkeypatch.setattr(patterns, "program", real)
+    monkeypatch.setenv("TCPKB_DB", str(target))
+    patterns.forget()  # what earlier tests compiled is not this index's
+    try:
+        assert explain_index.answer(str(target), "ECONNRESET", False) is None
+        assert not Path(explain_index.index_path(str(target))).exists()  # discarded
+        assert answer.explain("ECONNRESET") == 0 and capsys.readouterr().out.startswith("errno:ECONNRESET")
+    finally:
+        patterns.forget()  # the rest of the session compiles afresh
+
+
+def test_an_index_written_by_other_code_is_not_current(dbs, tmp_path, monkeypatch):
+    """The header carries a stamp of the modules that lay tables and cards out: an upgrade that
+    changes them retires older indexes without a version bump."""
+    target = tmp_path / "code.db"
+    shutil.copy(dbs[1], target)
+    explain_index.write(str(target))
+    assert explain_index.current(str(target))
+    monkeypatch.setattr(explain_index, "code_stamp", lambda: "00000000")
+    assert not explain_index.current(str(target)) and explain_index.load(str(target)) is None
 
 
 def _run(args: list[str], db: Path, stdin: str | None = None, *extra: str) -> subprocess.CompletedProcess:
@@ -210,6 +246,9 @@ def test_stdin_and_a_miss_take_the_fast_path_too(dbs):
     fast, slow = _run(["explain"], indexed, log), _run(["explain"], plain, log)
     assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout) == (0, fast.stdout)
     assert fast.stdout.startswith("errno:ECONNRESET")
+    for db in (indexed, plain):  # a lone "-" read from stdin is the text, not a second request for it
+        lone = _run(["explain"], db, "-")
+        assert lone.returncode == 1 and "the text is empty" not in lone.stderr, lone.stderr
     miss = _run(["explain", "the build finished in 3 minutes"], indexed)
     assert miss.returncode == 1 and miss.stdout == ""
     assert miss.stderr == f"tcpkb: {rules.NO_MATCH}\n"

@@ -660,3 +660,10 @@ def test_families_the_blind_collections_found(lexicon, text, wanted):
 def test_files_logins_protocol_refusals_and_context_are_no_socket_answers(lexicon, text):
     """A file's errno, an ssh or MQTT refusal, a busy page, nginx's context clause: no answer."""
     assert not any(m["confident"] for m in explain(lexicon, text)), explain(lexicon, text)
+
+
+def test_a_state_listed_with_no_sockets_names_nothing(lexicon):
+    """Found by the property test of tests/test_explain_index.py: a count of 0 divided by zero."""
+    for text in ("TIME-WAIT 0", "CLOSE-WAIT 0\nTIME-WAIT 0\nESTAB 12"):
+        assert not any(e["rule"] == "state" for m in explain(lexicon, text) for e in m["evidence"]), text
+    assert [m["id"] for m in explain(lexicon, "CLOSE_WAIT 0\nTIME_WAIT 4000")] == ["state:TIME_WAIT"]

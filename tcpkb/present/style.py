@@ -1,6 +1,6 @@
-"""The styles every face's terminal text is made of: plain ANSI sequences, and the one pattern
-that strips them where the stream is no terminal. No imports: the explain fast path prints
-with these before anything else is loaded."""
+"""The styles every face's terminal text is made of: plain ANSI sequences, and the pattern that
+strips them where the stream is no terminal. Nothing heavy is imported (its pattern comes through
+tcpkb.patterns): the explain fast path prints with these."""
 
 from __future__ import annotations
 

@@ -301,6 +301,8 @@ def _states(lexicon: dict, text: str, found: dict) -> None:
         # An ss table is full of ESTAB and LISTEN; only the states that pile up mean trouble.
         common = entry_id in ("state:ESTABLISHED", "state:LISTEN")
         m = matches[0]
+        if key in counts and not counts[key]:
+            continue  # listed with none ("TIME-WAIT 0"): no pile to name
         if key in counts:  # a listing with counts (uniq -c, "TIME_WAIT 1200"): the largest pile first
             score = 0.2 if common else 0.5 + 0.4 * counts[key] / most
             detail = f"{counts[key]} socket(s) in {entry_id.split(':')[1]}, as the listing counts them"
